@@ -1,0 +1,142 @@
+"""What every provider adapter takes and gives, and the request parsing they share."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+from responder.errors import BadRequest
+from responder.events import Event
+
+# Every limit has a number: how many parameters one webhook may carry.
+MAX_PARAMS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """The parts of an HTTP request an adapter may look at; plain data, no I/O."""
+
+    query: tuple[tuple[str, str], ...]
+    body: bytes
+    content_type: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """Request parameters merged from the query string and the body."""
+
+    values: dict[str, str]
+    repeated: dict[str, list[str]]
+    document: dict[str, Any] | None = None  # a JSON object body, when there was one
+
+
+@dataclass(frozen=True, slots=True)
+class HttpReply:
+    """What a webhook answers: status, content type and the exact body bytes."""
+
+    status: int = 200
+    content_type: str = "text/plain"
+    body: bytes = b""
+
+
+EMPTY_OK = HttpReply()
+
+
+class Provider(Protocol):
+    """A webhook dialect: parse requests, key them for idempotency, render replies."""
+
+    name: str
+
+    def parse(self, channel: str, request: WebhookRequest) -> Event:
+        """Turn a request into one Event; raise BadRequest only when nothing is readable."""
+        ...
+
+    def idempotency_key(self, event: Event, request: WebhookRequest) -> str:
+        """A key that is equal for a retried delivery of the same notification."""
+        ...
+
+    def reply(self, event: Event, text: str | None, variables: Mapping[str, Any] | None) -> HttpReply:
+        """The HTTP answer for this event given the reply a rule produced (if any)."""
+        ...
+
+
+def decode(raw: bytes) -> str:
+    """Decode provider text: UTF-8, falling back to Latin-1 (Hoiio accepts Latin-1 SMS)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _pairs(raw: bytes) -> list[tuple[str, str]]:
+    # Latin-1 maps every byte to one character and back, so percent-decoded bytes survive
+    # intact and decode() can apply the UTF-8-else-Latin-1 rule to each value on its own.
+    text = raw.decode("latin-1")
+    pairs = parse_qsl(text, keep_blank_values=True, encoding="latin-1", errors="strict")
+    return [(decode(k.encode("latin-1")), decode(v.encode("latin-1"))) for k, v in pairs]
+
+
+def parse_params(request: WebhookRequest) -> Params:
+    """Merge query-string and body parameters; body values win over query values.
+
+    Accepts form-encoded bodies, JSON object bodies and empty bodies. A body that
+    claims to be JSON but is not, or that carries too many parameters, is a BadRequest.
+    """
+    pairs: list[tuple[str, str]] = list(request.query)
+    document: dict[str, Any] | None = None
+    ctype = request.content_type.split(";")[0].strip().lower()
+    body = request.body
+    stripped = body.lstrip()
+    looks_json = stripped[:1] in (b"{", b"[")
+    if body and (ctype == "application/json" or ctype.endswith("+json") or looks_json):
+        try:
+            loaded = json.loads(decode(body))
+        except ValueError as exc:
+            if ctype == "application/json" or ctype.endswith("+json"):
+                raise BadRequest(f"body is not valid JSON: {exc}") from None
+            loaded = None
+        if isinstance(loaded, dict):
+            document = loaded
+            for key, value in loaded.items():
+                if isinstance(value, str | int | float | bool) and not isinstance(value, bool):
+                    pairs.append((str(key), str(value)))
+                elif isinstance(value, bool):
+                    pairs.append((str(key), "true" if value else "false"))
+        elif loaded is not None:
+            raise BadRequest("JSON body must be an object")
+        else:
+            pairs.extend(_pairs(body))
+    elif body:
+        pairs.extend(_pairs(body))
+    if len(pairs) > MAX_PARAMS:
+        raise BadRequest(f"too many parameters ({len(pairs)} > {MAX_PARAMS})")
+    values: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
+    for key, value in pairs:
+        values[key] = value
+        repeated.setdefault(key, []).append(value)
+    return Params(values=values, repeated=repeated, document=document)
+
+
+def body_hash(request: WebhookRequest) -> str:
+    """A digest of the whole request (query and body), the idempotency key of last resort."""
+    digest = hashlib.sha256()
+    for key, value in sorted(request.query):
+        digest.update(f"{key}={value}&".encode())
+    digest.update(b"\0")
+    digest.update(request.body)
+    return digest.hexdigest()[:32]
+
+
+def first(values: Mapping[str, str], *names: str) -> str | None:
+    """The first non-empty value among ``names`` (aliases of one field)."""
+    for name in names:
+        value = values.get(name)
+        if value is not None and value.strip() != "":
+            return value.strip()
+    return None
