@@ -83,7 +83,7 @@ class Event:
     contact_name: str | None = None
     provider_event: str | None = None
     attachments: tuple[str, ...] = ()
-    raw: Mapping[str, str] = EMPTY
+    raw: Mapping[str, str] = field(default_factory=lambda: EMPTY)
     notes: tuple[str, ...] = ()  # what the adapter tolerated (bad JSON, odd dates), for the log
 
     def value(self, label: str) -> FlowValue | None:
