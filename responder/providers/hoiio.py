@@ -110,6 +110,9 @@ class HoiioProvider:
             contact = first(v, "dest2", "dest1")
         elif kind == "ivr.dial":
             contact = first(v, "dest", "to")
+        elif kind == "ivr.transfer":
+            # A transfer's ``dest`` is the number the caller was put through to, not the caller.
+            contact = first(v, "from")
         else:
             contact = first(v, "from", "dest")
         status = None

@@ -34,6 +34,17 @@ KIND_BY_EVENT: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 
+# The documented examples spell some fields differently from what the sender emits; both
+# spellings are accepted and ``raw`` also carries the emitted name (originals are kept).
+_RAW_ALIASES: Final = (
+    ("battery", "power_level"),
+    ("unsent", "pending_message_count"),
+    ("channel_phone", "relayer_phone"),
+    ("channel", "relayer"),
+)
+_CALL_EVENTS: Final = frozenset({"mo_call", "mo_miss", "mt_call", "mt_miss"})
+_SMS_EVENTS: Final = frozenset({"mo_sms", "mt_sent", "mt_dlvd", "mt_fail"})
+
 # TextIt validates the reply body and silently drops a text over 480 characters.
 MAX_REPLY_TEXT: Final = 480
 _TIME_FORMATS: Final = ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S")
@@ -121,6 +132,18 @@ def _modern_values(results: Any) -> dict[str, FlowValue]:
     return values
 
 
+def _canonical(values: Mapping[str, str], event_name: str | None) -> dict[str, str]:
+    """``values`` plus the emitted names of documented aliases that were used instead."""
+    out = dict(values)
+    for documented, emitted in _RAW_ALIASES:
+        if documented in out and emitted not in out:
+            out[emitted] = out[documented]
+    id_name = "call" if event_name in _CALL_EVENTS else "sms" if event_name in _SMS_EVENTS else None
+    if id_name and "id" in out and id_name not in out:
+        out[id_name] = out["id"]
+    return out
+
+
 def _str(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -188,7 +211,7 @@ class TextItProvider:
             provider_event=event_name or ("flow" if is_flow else None),
             attachments=tuple(params.repeated.get("attachments", ())),
             app_state=first(v, "app_state"),
-            raw=freeze(v),
+            raw=freeze(_canonical(v, event_name)),
             notes=tuple(notes),
         )
 

@@ -1,0 +1,114 @@
+"""The ``responder`` command: the only place that prints or exits."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from responder import __version__
+from responder.errors import RulesError, SettingsError, StoreError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="responder", description="Rules-driven auto-responder for TextIt and Hoiio webhooks."
+    )
+    parser.add_argument("--version", action="version", version=f"responder {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve webhooks")
+    serve.add_argument(
+        "--rules",
+        action="append",
+        metavar="PATH",
+        help="rule file or directory (repeatable; default: rules/)",
+    )
+    serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument(
+        "--store",
+        metavar="URL",
+        help="memory:// or sqlite:///path.db (default sqlite:///responder.db)",
+    )
+    serve.add_argument("--public-url", help="public base URL of this server")
+    serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    check = sub.add_parser("check", help="validate rule files; print every problem")
+    check.add_argument("paths", nargs="+", metavar="PATH")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check":
+        return _check(args.paths)
+    return _serve(args)
+
+
+def _check(paths: list[str]) -> int:
+    from responder.rules.loader import load_rules
+
+    try:
+        ruleset = load_rules(paths)
+    except RulesError as exc:
+        for problem in exc.problems:
+            print(problem)
+        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"ok: {len(ruleset.rules)} rule(s) in {len(ruleset.files)} file(s)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from responder.server import create_app
+    from responder.settings import Settings
+
+    try:
+        settings = Settings.from_env(
+            rules=tuple(args.rules) if args.rules else None,
+            host=args.host,
+            port=args.port,
+            store=args.store,
+            public_url=args.public_url,
+            log_level=args.log_level,
+        )
+    except SettingsError as exc:
+        print(f"responder: setting {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        app = create_app(settings)
+    except RulesError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print("responder: refusing to start with broken rules", file=sys.stderr)
+        return 1
+    except StoreError as exc:
+        print(f"responder: {exc}", file=sys.stderr)
+        return 2
+    try:
+        log = logging.getLogger("responder")
+        log.info(
+            "serving %s on http://%s:%d (store %s)",
+            ", ".join(settings.rules),
+            settings.host,
+            settings.port,
+            settings.store.split("?")[0],
+        )
+        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    except StoreError as exc:
+        print(f"responder: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            f"responder: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0

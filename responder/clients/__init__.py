@@ -1,0 +1,1 @@
+"""Outbound API clients and the delivery worker that drains the outbox."""

@@ -1,0 +1,147 @@
+"""Send one OutboundCall to Hoiio, TextIt or an HTTP webhook, classifying every failure."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Final
+
+import aiohttp
+
+from responder.errors import DeliveryError
+from responder.outbound import OutboundCall
+from responder.settings import Settings
+
+log = logging.getLogger("responder.delivery")
+
+# Hoiio answers 200 with an error status; these ones are worth another try.
+HOIIO_RETRYABLE: Final = frozenset(
+    {
+        "error_rate_limit_exceeded",
+        "error_internal_server_error",
+        "error_concurrent_call_limit_reached",
+        "error_session_not_ready",
+    }
+)
+SECRET_PARAMS: Final = frozenset({"access_token", "app_id", "token", "password", "secret"})
+MAX_RESPONSE_BYTES: Final = 256 * 1024
+
+
+def redact(params: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``params`` safe to log."""
+    return {k: ("***" if k.lower() in SECRET_PARAMS else v) for k, v in params.items()}
+
+
+class Sender:
+    """Performs outbound calls over one aiohttp session; dry-runs providers without credentials."""
+
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+        self.settings = settings
+        self.session = session
+
+    def is_dry_run(self, call: OutboundCall) -> bool:
+        if call.provider == "hoiio":
+            return self.settings.hoiio_credentials is None
+        if call.provider == "textit":
+            return not self.settings.textit_api_token
+        return False
+
+    async def send(self, call: OutboundCall) -> str:
+        """Make the call; returns "sent" or "dry_run"; raises DeliveryError on failure."""
+        if self.is_dry_run(call):
+            log.info(
+                "dry run (no %s credentials): %s %s %s",
+                call.provider,
+                call.provider,
+                call.endpoint,
+                json.dumps(redact(call.params), ensure_ascii=False),
+            )
+            return "dry_run"
+        try:
+            if call.provider == "hoiio":
+                await self._hoiio(call)
+            elif call.provider == "textit":
+                await self._textit(call)
+            elif call.provider == "http":
+                await self._http(call)
+            else:
+                raise DeliveryError(f"unknown provider {call.provider!r}", retry=False)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DeliveryError(
+                f"{call.provider} {call.endpoint}: transport error: {type(exc).__name__}",
+                retry=True,
+            ) from None
+        return "sent"
+
+    async def _hoiio(self, call: OutboundCall) -> None:
+        creds = self.settings.hoiio_credentials
+        assert creds is not None
+        url = f"{self.settings.hoiio_api_url.rstrip('/')}/{call.endpoint}"
+        form = {
+            "app_id": creds[0],
+            "access_token": creds[1],
+            **{k: str(v) for k, v in call.params.items()},
+        }
+        timeout = aiohttp.ClientTimeout(total=call.timeout)
+        async with self.session.post(url, data=form, timeout=timeout) as resp:
+            text = await _read(resp)
+            if resp.status == 429 or resp.status >= 500:
+                raise DeliveryError(
+                    f"hoiio {call.endpoint}: HTTP {resp.status}",
+                    retry=True,
+                    retry_after=_retry_after(resp),
+                )
+            try:
+                status = str(json.loads(text).get("status", ""))
+            except (ValueError, AttributeError):
+                raise DeliveryError(
+                    f"hoiio {call.endpoint}: HTTP {resp.status}, unreadable answer",
+                    retry=resp.status >= 500,
+                ) from None
+        if status != "success_ok":
+            raise DeliveryError(
+                f"hoiio {call.endpoint}: {status or 'no status'}", retry=status in HOIIO_RETRYABLE
+            )
+
+    async def _textit(self, call: OutboundCall) -> None:
+        token = self.settings.textit_api_token
+        url = f"{self.settings.textit_api_url.rstrip('/')}/{call.endpoint}"
+        headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+        timeout = aiohttp.ClientTimeout(total=call.timeout)
+        async with self.session.post(
+            url, json=call.params, headers=headers, timeout=timeout
+        ) as resp:
+            await _read(resp)
+            _check_http(f"textit {call.endpoint}", resp)
+
+    async def _http(self, call: OutboundCall) -> None:
+        timeout = aiohttp.ClientTimeout(total=call.timeout)
+        kwargs: dict[str, Any] = {"headers": call.headers, "timeout": timeout}
+        if "json" in call.params:
+            kwargs["json"] = call.params["json"]
+        async with self.session.request(call.method, call.endpoint, **kwargs) as resp:
+            await _read(resp)
+            _check_http(f"http {call.method}", resp)
+
+
+async def _read(resp: aiohttp.ClientResponse) -> str:
+    data = await resp.content.read(MAX_RESPONSE_BYTES)
+    return data.decode("utf-8", "replace")
+
+
+def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
+    value = resp.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _check_http(what: str, resp: aiohttp.ClientResponse) -> None:
+    if resp.status < 300:
+        return
+    retry = resp.status in (408, 425, 429) or resp.status >= 500
+    raise DeliveryError(f"{what}: HTTP {resp.status}", retry=retry, retry_after=_retry_after(resp))
+
+
+__all__ = ["Sender", "redact"]

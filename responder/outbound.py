@@ -1,0 +1,63 @@
+"""Outbound calls: what the engine asks to be sent, as plain data the outbox can store."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundCall:
+    """One API call to make: a provider endpoint and its parameters.
+
+    ``key`` is stable for a given webhook and action, so a retried webhook can never
+    enqueue the same call twice.
+    """
+
+    key: str
+    provider: str  # "hoiio", "textit" or "http"
+    endpoint: str  # "sms/send", "ivr/end/hangup", "broadcasts.json" or a URL for "http"
+    params: dict[str, Any]
+    rule: str = ""
+    contact: str | None = None
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 10.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> OutboundCall:
+        data = json.loads(text)
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """The exact HTTP answer given to a webhook, replayed byte for byte on a retry."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """Everything one webhook changes, written together or not at all."""
+
+    key: str
+    response: StoredResponse
+    calls: tuple[OutboundCall, ...] = ()
+    hits: tuple[str, ...] = ()
+    now: float = 0.0
+    ttl: float = 7 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    call: OutboundCall
+    attempts: int
+    status: str  # pending, sent, dry_run, dead
+    last_error: str | None = None

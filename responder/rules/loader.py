@@ -1,0 +1,90 @@
+"""Load a rule directory: every file validated, every problem reported, then one frozen RuleSet."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+
+from responder.errors import Problem, RulesError
+from responder.rules.language import FILE
+from responder.rules.model import Rule, RuleSet
+from responder.rules.spec import INVALID, Ctx
+from responder.rules.yamlnodes import load
+from responder.templates import Templates
+
+SUFFIXES = (".yaml", ".yml")
+# Every limit has a number: a rule file larger than this is refused unread.
+MAX_FILE_BYTES = 2 * 1024 * 1024
+
+
+def rule_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
+    """Expand files and directories (recursively, sorted) into YAML rule files."""
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+            if not found:
+                problems.append(Problem(str(path), 0, "no .yaml or .yml rule files here"))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(Problem(str(path), 0, "no such file or directory"))
+    return files, problems
+
+
+def load_rules(paths: Iterable[str | Path], templates: Templates | None = None) -> RuleSet:
+    """Validate and compile every rule file under ``paths``; raise RulesError listing all
+    problems of all files when anything is wrong."""
+    templates = templates or Templates()
+    files, problems = rule_files(paths)
+    rules: list[Rule] = []
+    first_seen: dict[str, Rule] = {}
+    for path in files:
+        name = str(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(name, 0, f"cannot read: {exc.strerror}"))
+            continue
+        if len(raw) > MAX_FILE_BYTES:
+            problems.append(Problem(name, 0, f"file is larger than {MAX_FILE_BYTES} bytes"))
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(name, 1, f"not UTF-8 text (byte {exc.start})"))
+            continue
+        tree, syntax = load(text, name)
+        problems.extend(syntax)
+        if tree is None:
+            if not syntax:
+                problems.append(Problem(name, 1, "empty rule file (expected a 'rules:' list)"))
+            continue
+        ctx = Ctx(name, templates)
+        parsed = FILE.parse(tree, 1, ctx, "")
+        problems.extend(ctx.problems)
+        if parsed is INVALID or parsed.get("rules") is None:
+            if parsed is not INVALID:
+                problems.append(Problem(name, 1, "missing required key 'rules'"))
+            continue
+        for rule in parsed["rules"]:
+            earlier = first_seen.get(rule.name)
+            if earlier is not None:
+                problems.append(
+                    Problem(
+                        name,
+                        rule.line,
+                        f"duplicate rule name {rule.name!r} "
+                        f"(first at {earlier.file}:{earlier.line})",
+                    )
+                )
+                continue
+            first_seen[rule.name] = rule
+            rules.append(dataclasses.replace(rule, order=len(rules)))
+    if problems:
+        raise RulesError(problems)
+    return RuleSet.build(rules, [str(f) for f in files])

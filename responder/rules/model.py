@@ -1,0 +1,92 @@
+"""The compiled, frozen rule model: what the loader builds and the engine runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from responder.conditions import AllOf
+from responder.templates import Template
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """At most ``count`` firings per contact within ``every`` seconds."""
+
+    count: int
+    every: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Answer the webhook: a text (TextIt Messages format / Hoiio SMS) or flow variables."""
+
+    text: Template | None = None
+    json: Any = None  # a JSON tree whose strings are Templates
+
+
+@dataclass(frozen=True, slots=True)
+class Sms:
+    """Send an SMS to any number through a provider's API."""
+
+    text: Template
+    to: Template | None = None  # default: the event's contact
+    via: str | None = None  # default: the event's provider
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """End a Hoiio IVR call (``ivr/end/hangup``), optionally saying something first."""
+
+    say: Template | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Http:
+    """Call an HTTP webhook of your own."""
+
+    url: Template
+    method: str = "POST"
+    json: Any = None
+    headers: Mapping[str, Template] = field(default_factory=dict)
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    file: str
+    line: int
+    order: int
+    kinds: frozenset[str]
+    when: AllOf
+    priority: int = 0
+    cont: bool = False
+    limit: Limit | None = None
+    reply: Reply | None = None
+    hangup: Hangup | None = None
+    sms: tuple[Sms, ...] = ()
+    http: tuple[Http, ...] = ()
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """All rules of a rule directory, in evaluation order, indexed by event kind."""
+
+    rules: tuple[Rule, ...]
+    files: tuple[str, ...]
+    by_kind: Mapping[str, tuple[Rule, ...]]
+
+    @classmethod
+    def build(cls, rules: list[Rule], files: list[str]) -> RuleSet:
+        ordered = tuple(sorted(rules, key=lambda r: (-r.priority, r.order)))
+        index: dict[str, list[Rule]] = {}
+        for rule in ordered:
+            for kind in rule.kinds:
+                index.setdefault(kind, []).append(rule)
+        return cls(ordered, tuple(files), {k: tuple(v) for k, v in index.items()})
+
+    def candidates(self, kind: str) -> tuple[Rule, ...]:
+        return self.by_kind.get(kind, ())

@@ -1,0 +1,112 @@
+"""Settings: one frozen object built from the environment and command-line flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from responder.errors import SettingsError
+
+DEFAULT_CHANNELS: Mapping[str, str] = {"textit": "textit", "hoiio": "hoiio"}
+PROVIDER_NAMES = frozenset({"textit", "hoiio"})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    rules: tuple[str, ...] = ("rules",)
+    host: str = "0.0.0.0"  # noqa: S104 - a webhook receiver must be reachable
+    port: int = 8080
+    store: str = "sqlite:///responder.db"
+    public_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    hoiio_app_id: str | None = None
+    hoiio_access_token: str | None = field(default=None, repr=False)
+    hoiio_api_url: str = "https://secure.hoiio.com/open"
+    textit_api_token: str | None = field(default=None, repr=False)
+    textit_api_url: str = "https://textit.in/api/v2"
+    channels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
+    max_body_bytes: int = 1024 * 1024
+    idempotency_ttl: float = 7 * 86400.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``RESPONDER_*``, ``HOIIO_*`` and ``TEXTIT_*``; ``overrides`` (flags) win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+
+        def text(key: str, name: str) -> None:
+            value = env.get(key)
+            if value is not None and value.strip():
+                values[name] = value.strip()
+
+        text("RESPONDER_STORE", "store")
+        text("RESPONDER_PUBLIC_URL", "public_url")
+        text("RESPONDER_WEBHOOK_SECRET", "webhook_secret")
+        text("RESPONDER_HOST", "host")
+        text("RESPONDER_LOG_LEVEL", "log_level")
+        text("HOIIO_APP_ID", "hoiio_app_id")
+        text("HOIIO_ACCESS_TOKEN", "hoiio_access_token")
+        text("HOIIO_API_URL", "hoiio_api_url")
+        text("TEXTIT_API_TOKEN", "textit_api_token")
+        text("TEXTIT_API_URL", "textit_api_url")
+        if env.get("RESPONDER_RULES"):
+            values["rules"] = tuple(p for p in env["RESPONDER_RULES"].split(os.pathsep) if p)
+        for key, name in (
+            ("RESPONDER_PORT", "port"),
+            ("RESPONDER_MAX_BODY_BYTES", "max_body_bytes"),
+        ):
+            if env.get(key):
+                values[name] = _int(key, env[key])
+        if env.get("RESPONDER_CHANNELS"):
+            values["channels"] = parse_channels(env["RESPONDER_CHANNELS"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = replace(cls(), **values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0 < self.port < 65536:
+            raise SettingsError("RESPONDER_PORT", f"{self.port} is not a TCP port")
+        if self.max_body_bytes < 1024:
+            raise SettingsError("RESPONDER_MAX_BODY_BYTES", "must be at least 1024")
+        for key, url in (
+            ("HOIIO_API_URL", self.hoiio_api_url),
+            ("TEXTIT_API_URL", self.textit_api_url),
+        ):
+            if not url.startswith(("http://", "https://")):
+                raise SettingsError(key, f"{url!r} is not an http(s) URL")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise SettingsError("RESPONDER_PUBLIC_URL", "must start with http:// or https://")
+
+    @property
+    def hoiio_credentials(self) -> tuple[str, str] | None:
+        if self.hoiio_app_id and self.hoiio_access_token:
+            return self.hoiio_app_id, self.hoiio_access_token
+        return None
+
+
+def parse_channels(text: str) -> dict[str, str]:
+    """``sales=textit,support=hoiio`` -> channel name to provider (defaults stay unless renamed)."""
+    channels = dict(DEFAULT_CHANNELS)
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, provider = item.partition("=")
+        name, provider = name.strip(), provider.strip()
+        if not sep or not name.replace("-", "").replace("_", "").isalnum():
+            raise SettingsError("RESPONDER_CHANNELS", f"{item!r} is not name=provider")
+        if provider not in PROVIDER_NAMES:
+            raise SettingsError("RESPONDER_CHANNELS", f"unknown provider {provider!r}")
+        channels[name] = provider
+    return channels
+
+
+def _int(key: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(key, f"{value!r} is not an integer") from None

@@ -1,0 +1,47 @@
+"""The Store protocol every backend implements, and the contract its tests hold it to."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from responder.outbound import Commit, OutboxItem, StoredResponse
+
+
+class Store(Protocol):
+    """Durable state: idempotency records, the outbox and rate-limit hits.
+
+    ``commit`` is the only write of a webhook and is atomic: when the key is already
+    recorded it writes nothing and returns the response stored first.
+    """
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def get_response(self, key: str) -> StoredResponse | None: ...
+
+    async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
+        """Write ``commit``; returns (the stored response, whether this call wrote it)."""
+        ...
+
+    async def count_hits(self, key: str, since: float) -> int: ...
+
+    async def claim_outbox(self, now: float, lease: float, limit: int) -> list[OutboxItem]:
+        """Pending items due by ``now``, leased for ``lease`` seconds so no one else takes them."""
+        ...
+
+    async def finish_outbox(self, key: str, status: str, detail: str | None, now: float) -> None:
+        """Mark an item done: ``sent``, ``dry_run`` or ``dead`` (a permanent failure)."""
+        ...
+
+    async def retry_outbox(self, key: str, next_at: float, error: str) -> None:
+        """Count a failed attempt and make the item due again at ``next_at``."""
+        ...
+
+    async def outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxItem]:
+        """Items for inspection, newest first."""
+        ...
+
+    async def purge(self, now: float) -> int:
+        """Drop expired idempotency records and old hits; returns how many rows went."""
+        ...

@@ -1,0 +1,94 @@
+"""An in-process store for tests and experiments; nothing survives a restart."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from responder.outbound import Commit, OutboundCall, OutboxItem, StoredResponse
+
+HIT_HORIZON = 31 * 86400.0  # hits older than this cannot matter to any limit
+
+
+@dataclass(slots=True)
+class _Row:
+    call: OutboundCall
+    created: float
+    next_at: float
+    attempts: int = 0
+    status: str = "pending"
+    last_error: str | None = None
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._responses: dict[str, tuple[StoredResponse, float]] = {}
+        self._outbox: dict[str, _Row] = {}
+        self._hits: dict[str, list[float]] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def get_response(self, key: str) -> StoredResponse | None:
+        found = self._responses.get(key)
+        return found[0] if found else None
+
+    async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
+        # No await inside: the check and the writes happen as one step of the event loop.
+        existing = self._responses.get(commit.key)
+        if existing is not None:
+            return existing[0], False
+        self._responses[commit.key] = (commit.response, commit.now + commit.ttl)
+        for call in commit.calls:
+            if call.key not in self._outbox:
+                self._outbox[call.key] = _Row(call, commit.now, commit.now)
+        for key in commit.hits:
+            bisect.insort(self._hits.setdefault(key, []), commit.now)
+        return commit.response, True
+
+    async def count_hits(self, key: str, since: float) -> int:
+        times = self._hits.get(key, [])
+        return len(times) - bisect.bisect_left(times, since)
+
+    async def claim_outbox(self, now: float, lease: float, limit: int) -> list[OutboxItem]:
+        due = sorted(
+            (r for r in self._outbox.values() if r.status == "pending" and r.next_at <= now),
+            key=lambda r: (r.next_at, r.created),
+        )[:limit]
+        for row in due:
+            row.next_at = now + lease
+        return [OutboxItem(r.call, r.attempts, r.status, r.last_error) for r in due]
+
+    async def finish_outbox(self, key: str, status: str, detail: str | None, now: float) -> None:
+        row = self._outbox.get(key)
+        if row is not None:
+            row.status = status
+            row.last_error = detail if status == "dead" else row.last_error
+
+    async def retry_outbox(self, key: str, next_at: float, error: str) -> None:
+        row = self._outbox.get(key)
+        if row is not None:
+            row.attempts += 1
+            row.next_at = next_at
+            row.last_error = error
+
+    async def outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxItem]:
+        rows = [r for r in self._outbox.values() if status is None or r.status == status]
+        rows.sort(key=lambda r: r.created, reverse=True)
+        return [OutboxItem(r.call, r.attempts, r.status, r.last_error) for r in rows[:limit]]
+
+    async def purge(self, now: float) -> int:
+        gone = [k for k, (_, expires) in self._responses.items() if expires <= now]
+        for key in gone:
+            del self._responses[key]
+        count = len(gone)
+        for key, times in list(self._hits.items()):
+            cut = bisect.bisect_left(times, now - HIT_HORIZON)
+            count += cut
+            del times[:cut]
+            if not times:
+                del self._hits[key]
+        return count
