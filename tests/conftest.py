@@ -1,0 +1,93 @@
+"""Shared fixtures: real servers on ephemeral ports, real SQLite files, fake provider APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from responder.rules.loader import load_rules
+from responder.server import create_app
+from responder.settings import Settings
+from responder.testing.fakes import FakeProvider
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_rules(directory: Path, text: str, name: str = "rules.yaml") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(textwrap.dedent(text))
+    return directory
+
+
+@pytest.fixture
+async def fake_hoiio() -> AsyncIterator[FakeProvider]:
+    async with FakeProvider("hoiio") as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_textit() -> AsyncIterator[FakeProvider]:
+    async with FakeProvider("textit") as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_http() -> AsyncIterator[FakeProvider]:
+    async with FakeProvider("http") as fake:
+        yield fake
+
+
+ClientFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_client(
+    tmp_path: Path, fake_hoiio: FakeProvider, fake_textit: FakeProvider
+) -> AsyncIterator[ClientFactory]:
+    """Start responder on an ephemeral port: ``await make_client(rules_dir, **settings)``.
+
+    Credentials point at the fake providers unless overridden; the store is a SQLite file
+    in ``tmp_path`` unless ``store=`` says otherwise.
+    """
+    clients: list[TestClient[Any, Any]] = []
+
+    async def factory(
+        rules: Path | str, clock: Callable[[], float] = time.time, **overrides: Any
+    ) -> TestClient[Any, Any]:
+        values: dict[str, Any] = {
+            "rules": (str(rules),),
+            "store": f"sqlite:///{tmp_path / 'responder.db'}",
+            "hoiio_app_id": "app-1",
+            "hoiio_access_token": "token-secret-1",
+            "hoiio_api_url": fake_hoiio.url,
+            "textit_api_token": "textit-secret-1",
+            "textit_api_url": fake_textit.url,
+        }
+        values.update(overrides)
+        settings = Settings.from_env({}, **values)
+        app = create_app(settings, rules=load_rules(settings.rules), clock=clock)
+        client: TestClient[Any, Any] = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        await client.close()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds (deliveries happen in the background)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
