@@ -60,7 +60,9 @@ class Provider(Protocol):
         """A key that is equal for a retried delivery of the same notification."""
         ...
 
-    def reply(self, event: Event, text: str | None, variables: Mapping[str, Any] | None) -> HttpReply:
+    def reply(
+        self, event: Event, text: str | None, variables: Mapping[str, Any] | None
+    ) -> HttpReply:
         """The HTTP answer for this event given the reply a rule produced (if any)."""
         ...
 

@@ -36,10 +36,15 @@ IVR_BLOCKS: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 SMS_STATUS: Final[Mapping[str, str]] = MappingProxyType(
-    {"queued": "sms.sent", "delivered": "sms.delivered", "failed": "sms.failed", "error": "sms.failed"}
+    {
+        "queued": "sms.sent",
+        "delivered": "sms.delivered",
+        "failed": "sms.failed",
+        "error": "sms.failed",
+    }
 )
 
-# Parameters that never identify a notification: our own pass-on state is in the URL.
+# Result fields that carry a notification's status, most specific first.
 _STATUS_FIELDS: Final = ("transfer_status", "dial_status", "fax_status", "sms_status")
 
 

@@ -91,7 +91,9 @@ def _category(raw: Any, language: str | None) -> str:
     return "" if raw is None else str(raw)
 
 
-def _legacy_values(text: str | None, language: str | None) -> tuple[dict[str, FlowValue], str | None]:
+def _legacy_values(
+    text: str | None, language: str | None
+) -> tuple[dict[str, FlowValue], str | None]:
     if not text:
         return {}, None
     try:

@@ -50,7 +50,9 @@ def pairs(body: bytes) -> list[tuple[str, str]]:
     return parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
 
 
-def form(body: bytes | str, query: Iterable[tuple[str, str]] = (), ctype: str = FORM) -> WebhookRequest:
+def form(
+    body: bytes | str, query: Iterable[tuple[str, str]] = (), ctype: str = FORM
+) -> WebhookRequest:
     """A request with a form-encoded (or any raw) body."""
     raw = body.encode() if isinstance(body, str) else body
     return WebhookRequest(query=tuple(query), body=raw, content_type=ctype)

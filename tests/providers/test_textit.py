@@ -306,7 +306,9 @@ def test_json_payload_with_query_params_keeps_them_in_raw() -> None:
 
 def test_flow_value_lookup_by_label() -> None:
     event = load("flow_documented.txt")
-    assert event.value("Water Source") == FlowValue("Water Source", "Stream", "Stream", "from stream")
+    assert event.value("Water Source") == FlowValue(
+        "Water Source", "Stream", "Stream", "from stream"
+    )
     assert event.value("water source") == event.value("Water Source")
     assert event.value("Boil") == FlowValue("Boil", "Yes", "Yes", "yego")
     assert event.value("Missing") is None
@@ -370,7 +372,9 @@ def test_alarm_battery_and_unsent_aliases(name: str, level: str, pending: str) -
 
 
 def test_alarm_sent_names_win_over_documented_names() -> None:
-    event = parse("event=alarm&relayer=5&power_level=85&battery=10&pending_message_count=5&unsent=9")
+    event = parse(
+        "event=alarm&relayer=5&power_level=85&battery=10&pending_message_count=5&unsent=9"
+    )
     assert event.raw["power_level"] == "85"
     assert event.raw["pending_message_count"] == "5"
     assert event.raw["battery"] == "10"
@@ -476,7 +480,9 @@ def test_values_items_without_label_are_skipped() -> None:
         (None, "eng", ""),
     ],
 )
-def test_category_string_or_per_language_object(category: Any, language: str | None, want: str) -> None:
+def test_category_string_or_per_language_object(
+    category: Any, language: str | None, want: str
+) -> None:
     items = [{"label": "Boil", "category": category, "text": "yego", "value": "Yes"}]
     params: dict[str, str] = {"run": "5", "flow": "2", "step": "n1", "values": json.dumps(items)}
     if language is not None:
@@ -484,6 +490,13 @@ def test_category_string_or_per_language_object(category: Any, language: str | N
     event = parse(urlencode(params))
     assert event.kind == "flow.step"
     assert event.values["boil"] == FlowValue("Boil", want, "Yes", "yego")
+
+
+def test_legacy_mode_category_string_with_category_localized() -> None:
+    # Dec 2017 legacy_format: category is a string again, plus category_localized.
+    items = [{"label": "Boil", "category": "Yes", "category_localized": "Oui", "value": "Oui"}]
+    event = parse(f"run=5&flow=2&step=n1&values={quote_plus(json.dumps(items))}")
+    assert event.values["boil"] == FlowValue("Boil", "Yes", "Oui", "")
 
 
 def test_literal_none_step_means_no_step() -> None:
@@ -655,7 +668,9 @@ def test_flow_steps_are_keyed_by_body() -> None:
     assert key_of(one) != key_of(other)
     modern = payload("textit", "flow_resthook.json")
     assert key_of(modern, ctype=JSON) == key_of(modern, ctype=JSON)
-    assert key_of(modern, ctype=JSON) != key_of(payload("textit", "flow_python_era.json"), ctype=JSON)
+    assert key_of(modern, ctype=JSON) != key_of(
+        payload("textit", "flow_python_era.json"), ctype=JSON
+    )
 
 
 def test_alarm_without_id_is_keyed_by_body() -> None:
@@ -682,6 +697,13 @@ def test_reply_to_phone(name: str) -> None:
 def test_reply_to_urn_when_there_is_no_phone() -> None:
     event = parse(f"event=mo_sms&sms=3&urn=twitter%3Ajoe_blow&contact={JOE}&text=hi")
     assert reply_json(reply(event, "Hello")) == {"urn": ["twitter:joe_blow"], "text": "Hello"}
+
+
+def test_reply_to_urn_when_phone_is_blank() -> None:
+    # Contacts without a tel URN: `phone` may arrive empty (§7.6).
+    event = parse(f"event=mo_sms&sms=3&phone=&urn=tel%3A%2B250788123123&contact={JOE}&text=hi")
+    assert event.contact == "+250788123123"
+    assert reply_json(reply(event, "Hello")) == {"urn": ["tel:+250788123123"], "text": "Hello"}
 
 
 def test_reply_to_contact_when_there_is_only_a_contact() -> None:

@@ -7,14 +7,19 @@ from tests.conftest import REPO, wait_for
 
 async def test_default_rules_answer_a_missed_call(make_client, fake_hoiio) -> None:
     client = await make_client(REPO / "rules")
-    resp = await client.post("/webhooks/textit", data={"event": "mo_miss", "call": "7",
-                                                       "phone": "+250788123123", "relayer": "1"})
+    resp = await client.post(
+        "/webhooks/textit",
+        data={"event": "mo_miss", "call": "7", "phone": "+250788123123", "relayer": "1"},
+    )
     assert resp.status == 200
-    assert await resp.json() == {"phone": ["+250788123123"],
-                                 "text": "Sorry we missed your call. We will call you back as "
-                                         "soon as we can."}
-    resp = await client.post("/webhooks/hoiio?ivr_block=answer&session=S-1&txn_ref=AA-1"
-                             "&from=%2B6591234567&to=%2B6531234567")
+    assert await resp.json() == {
+        "phone": ["+250788123123"],
+        "text": "Sorry we missed your call. We will call you back as soon as we can.",
+    }
+    resp = await client.post(
+        "/webhooks/hoiio?ivr_block=answer&session=S-1&txn_ref=AA-1"
+        "&from=%2B6591234567&to=%2B6531234567"
+    )
     assert resp.status == 200
     await wait_for(lambda: len(fake_hoiio.requests) == 2)
     hangup, sms = fake_hoiio.requests
