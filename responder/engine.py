@@ -126,6 +126,7 @@ class Engine:
         matched: list[str] = []
         limited: list[str] = []
         errors: list[str] = []
+        reply_rule = ""
         for rule in candidates:
             try:
                 captures = rule.when.test(event, scope)
@@ -155,14 +156,22 @@ class Engine:
             text, rule_vars, rule_calls = produced
             if reply_text is None and variables is None:
                 reply_text, variables = text, rule_vars
+                reply_rule = rule.name
             elif text is not None or rule_vars is not None:
                 log.warning("rule %r: a reply was already chosen; its reply is ignored", rule.name)
             calls.extend(rule_calls)
             if not rule.cont:
                 break
         if event.provider == "hoiio" and reply_text is not None:
-            # Hoiio ignores response bodies: a reply goes back as an SMS.
-            calls.append(_hoiio_sms(f"{key}#{len(calls)}", event.contact, reply_text, matched[0]))
+            # Hoiio ignores response bodies: a reply goes back as an SMS, credited to the rule
+            # that chose the reply (not merely the first rule that matched).
+            if event.contact:
+                calls.append(
+                    _hoiio_sms(f"{key}#{len(calls)}", event.contact, reply_text, reply_rule)
+                )
+            else:
+                errors.append(f"rule {reply_rule!r}: reply has no recipient (no contact)")
+                log.error("rule %r: cannot reply by SMS: the event has no contact", reply_rule)
             reply_text = None
         return Outcome(
             reply_text,

@@ -14,7 +14,7 @@ from responder.errors import DeliveryError, StoreError
 from responder.outbound import OutboxItem
 from responder.stores.base import Store
 
-from .sender import Sender
+from .sender import Sender, loggable_endpoint
 
 log = logging.getLogger("responder.delivery")
 
@@ -123,7 +123,7 @@ class Delivery:
             "delivered %s via %s %s (%s, rule %s)",
             call.key,
             call.provider,
-            call.endpoint,
+            loggable_endpoint(call),
             result,
             call.rule,
         )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -25,11 +27,30 @@ HOIIO_RETRYABLE: Final = frozenset(
 )
 SECRET_PARAMS: Final = frozenset({"access_token", "app_id", "token", "password", "secret"})
 MAX_RESPONSE_BYTES: Final = 256 * 1024
+# A provider asking us to wait longer than this is capped, not obeyed to the letter.
+MAX_RETRY_AFTER: Final = 86400.0
 
 
 def redact(params: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``params`` safe to log."""
     return {k: ("***" if k.lower() in SECRET_PARAMS else v) for k, v in params.items()}
+
+
+def loggable_endpoint(call: OutboundCall) -> str:
+    """``call.endpoint`` safe to log or store as an error: a webhook URL loses its user info,
+    query and fragment, where rule authors tend to put tokens."""
+    if call.provider != "http":
+        return call.endpoint
+    try:
+        parts = urlsplit(call.endpoint)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return "<unparsable url>"
+    if ":" in host:
+        host = f"[{host}]"
+    query = "?..." if parts.query else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}{query}"
 
 
 class Sender:
@@ -68,7 +89,7 @@ class Sender:
                 raise DeliveryError(f"unknown provider {call.provider!r}", retry=False)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeliveryError(
-                f"{call.provider} {call.endpoint}: transport error: {type(exc).__name__}",
+                f"{call.provider} {loggable_endpoint(call)}: transport error: {type(exc).__name__}",
                 retry=True,
             ) from None
         return "sent"
@@ -130,11 +151,15 @@ async def _read(resp: aiohttp.ClientResponse) -> str:
 
 
 def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
+    """Retry-After in seconds (HTTP dates are ignored), clamped to [0, MAX_RETRY_AFTER]."""
     value = resp.headers.get("Retry-After")
     try:
-        return max(0.0, float(value)) if value else None
+        seconds = float(value) if value else None
     except ValueError:
         return None
+    if seconds is None or not math.isfinite(seconds):
+        return None  # "inf" or "nan" would park the item forever or make its due time NaN
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 def _check_http(what: str, resp: aiohttp.ClientResponse) -> None:
@@ -144,4 +169,4 @@ def _check_http(what: str, resp: aiohttp.ClientResponse) -> None:
     raise DeliveryError(f"{what}: HTTP {resp.status}", retry=retry, retry_after=_retry_after(resp))
 
 
-__all__ = ["Sender", "redact"]
+__all__ = ["Sender", "loggable_endpoint", "redact"]

@@ -41,8 +41,11 @@ class MemoryStore:
         existing = self._responses.get(commit.key)
         if existing is not None:
             return existing[0], False
+        # Store what a durable backend would read back, and fail (writing nothing) on a call
+        # it could not store: serialise every call before the first write.
+        calls = [OutboundCall.from_json(call.to_json()) for call in commit.calls]
         self._responses[commit.key] = (commit.response, commit.now + commit.ttl)
-        for call in commit.calls:
+        for call in calls:
             if call.key not in self._outbox:
                 self._outbox[call.key] = _Row(call, commit.now, commit.now)
         for key in commit.hits:
@@ -76,7 +79,8 @@ class MemoryStore:
             row.last_error = error
 
     async def outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxItem]:
-        rows = [r for r in self._outbox.values() if status is None or r.status == status]
+        # Newest first: by commit time, then the later call of one commit first.
+        rows = [r for r in reversed(self._outbox.values()) if status is None or r.status == status]
         rows.sort(key=lambda r: r.created, reverse=True)
         return [OutboxItem(r.call, r.attempts, r.status, r.last_error) for r in rows[:limit]]
 

@@ -52,24 +52,30 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        if self._executor is not None:
+            return
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         try:
-            await self._run(self._open_sync)
-        except sqlite3.Error as exc:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+            await asyncio.get_running_loop().run_in_executor(executor, self._open_sync)
+        except (sqlite3.Error, OSError) as exc:
+            executor.shutdown(wait=False)
             raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        self._executor = executor
 
     def _open_sync(self) -> None:
         parent = Path(self.path).parent
         parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a crash of this process (not a power cut) and saves an
-        # fsync per commit; the guarantees promised for kill -9 hold.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(SCHEMA)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a crash of this process (not a power cut) and saves
+            # an fsync per commit; the guarantees promised for kill -9 hold.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
 
     async def close(self) -> None:
@@ -87,7 +93,11 @@ class SqliteStore:
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._executor is None:
             raise StoreError("store is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        except sqlite3.Error as exc:
+            # Callers (webhook handler, delivery worker, purger) handle StoreError only.
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -100,10 +110,12 @@ class SqliteStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             result = fn(db)
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # Also when COMMIT itself fails: never leave the transaction open.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
         return result
 
     async def get_response(self, key: str) -> StoredResponse | None:
@@ -149,7 +161,8 @@ class SqliteStore:
         def claim(db: sqlite3.Connection) -> list[OutboxItem]:
             rows = db.execute(
                 "SELECT key, payload, attempts, status, last_error FROM outbox "
-                "WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, created LIMIT ?",
+                "WHERE status = 'pending' AND next_at <= ? "
+                "ORDER BY next_at, created, rowid LIMIT ?",
                 (now, limit),
             ).fetchall()
             db.executemany(
@@ -186,7 +199,7 @@ class SqliteStore:
             if status is not None:
                 sql += " WHERE status = ?"
                 args = (status,)
-            sql += " ORDER BY created DESC, key LIMIT ?"
+            sql += " ORDER BY created DESC, rowid DESC LIMIT ?"
             rows = self._db.execute(sql, (*args, limit)).fetchall()
             return [OutboxItem(OutboundCall.from_json(r[0]), r[1], r[2], r[3]) for r in rows]
 

@@ -1,0 +1,251 @@
+"""The delivery worker draining a real SQLite outbox into the fake provider servers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from responder.clients.delivery import LEASE, MAX_ATTEMPTS, Delivery
+from responder.clients.sender import Sender
+from responder.outbound import Commit, OutboundCall, StoredResponse
+from responder.settings import Settings
+from responder.stores.sqlite import SqliteStore
+from responder.testing.fakes import FakeProvider
+from tests.conftest import wait_for
+
+HOIIO_TOKEN = "token-secret-1"
+TEXTIT_TOKEN = "textit-secret-1"
+ALICE = "+6591234567"
+BOB = "+6598765432"
+T0 = 1_000_000.0
+OK = StoredResponse(200, "text/plain", b"")
+
+
+class Clock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Rig:
+    store: SqliteStore
+    delivery: Delivery
+    clock: Clock
+    hoiio: FakeProvider
+    textit: FakeProvider
+    http: FakeProvider
+
+    async def commit(self, key: str, *calls: OutboundCall) -> None:
+        _, fresh = await self.store.commit(Commit(key, OK, calls, now=self.clock()))
+        assert fresh
+
+
+@pytest.fixture
+async def rig(
+    tmp_path: Path, fake_hoiio: FakeProvider, fake_textit: FakeProvider, fake_http: FakeProvider
+) -> AsyncIterator[Rig]:
+    settings = Settings.from_env(
+        {},
+        hoiio_app_id="app-1",
+        hoiio_access_token=HOIIO_TOKEN,
+        hoiio_api_url=fake_hoiio.url,
+        textit_api_token=TEXTIT_TOKEN,
+        textit_api_url=fake_textit.url,
+    )
+    store = SqliteStore(str(tmp_path / "responder.db"))
+    await store.open()
+    clock = Clock()
+    async with aiohttp.ClientSession() as session:
+        delivery = Delivery(store, Sender(settings, session), clock=clock)
+        yield Rig(store, delivery, clock, fake_hoiio, fake_textit, fake_http)
+    await store.close()
+
+
+def sms(key: str, to: str = ALICE, msg: str = "hi") -> OutboundCall:
+    return OutboundCall(key, "hoiio", "sms/send", {"dest": to, "msg": msg}, rule="r", contact=to)
+
+
+def hangup(key: str, to: str = ALICE, session: str = "S-1") -> OutboundCall:
+    return OutboundCall(key, "hoiio", "ivr/end/hangup", {"session": session}, contact=to)
+
+
+def broadcast(key: str, to: str = ALICE) -> OutboundCall:
+    return OutboundCall(
+        key, "textit", "broadcasts.json", {"urns": [f"tel:{to}"], "text": "hi"}, contact=to
+    )
+
+
+async def test_committed_items_are_drained_and_marked_sent(rig: Rig) -> None:
+    webhook = OutboundCall("e1#2", "http", f"{rig.http.url}/hook", {"json": {"a": 1}})
+    await rig.commit("e1", sms("e1#0"), broadcast("e1#1"), webhook)
+    assert await rig.delivery.drain_once() == 3
+    assert len(rig.hoiio.calls("/sms/send")) == 1
+    assert len(rig.textit.calls("/broadcasts.json")) == 1
+    assert rig.http.requests[0].json == {"a": 1}
+    sent = await rig.store.outbox(status="sent")
+    assert sorted(item.call.key for item in sent) == ["e1#0", "e1#1", "e1#2"]
+    assert all(item.attempts == 0 for item in sent)
+    assert await rig.delivery.drain_once() == 0
+    rig.clock.now += 10 * LEASE
+    assert await rig.delivery.drain_once() == 0  # sent items are never sent again
+    assert len(rig.hoiio.requests) == 1
+
+
+async def test_a_transient_failure_is_retried_once_due_and_delivered_once(rig: Rig) -> None:
+    rig.hoiio.behaviour.fail_next = 1
+    rig.hoiio.behaviour.fail_status = 503
+    rig.hoiio.behaviour.retry_after = "30"
+    await rig.commit("e1", sms("e1#0"))
+    assert await rig.delivery.drain_once() == 1
+    (pending,) = await rig.store.outbox(status="pending")
+    assert pending.attempts == 1
+    assert pending.last_error is not None
+    assert "HTTP 503" in pending.last_error
+    # Not due yet: Retry-After is a floor for the backoff.
+    assert await rig.delivery.drain_once() == 0
+    rig.clock.now += 29
+    assert await rig.delivery.drain_once() == 0
+    rig.clock.now += 1000
+    assert await rig.delivery.drain_once() == 1
+    assert await rig.delivery.drain_once() == 0
+    rig.clock.now += 10_000
+    assert await rig.delivery.drain_once() == 0
+    assert len(rig.hoiio.requests) == 2
+    (sent,) = await rig.store.outbox(status="sent")
+    assert (sent.call.key, sent.attempts) == ("e1#0", 1)
+
+
+async def test_hoiio_rate_limit_status_is_retried(rig: Rig) -> None:
+    rig.hoiio.behaviour.hoiio_status = "error_rate_limit_exceeded"
+    await rig.commit("e1", sms("e1#0"))
+    await rig.delivery.drain_once()
+    assert len(await rig.store.outbox(status="pending")) == 1
+    rig.hoiio.behaviour.hoiio_status = "success_ok"
+    rig.clock.now += 1000
+    assert await rig.delivery.drain_once() == 1
+    assert len(await rig.store.outbox(status="sent")) == 1
+
+
+async def test_a_permanent_failure_ends_dead_with_the_error(rig: Rig) -> None:
+    rig.hoiio.behaviour.hoiio_status = "error_invalid_session"
+    await rig.commit("e1", hangup("e1#0"))
+    assert await rig.delivery.drain_once() == 1
+    (dead,) = await rig.store.outbox(status="dead")
+    assert dead.call.key == "e1#0"
+    assert dead.last_error == "hoiio ivr/end/hangup: error_invalid_session"
+    rig.clock.now += 100_000
+    assert await rig.delivery.drain_once() == 0
+    assert len(rig.hoiio.requests) == 1
+
+
+async def test_retries_stop_after_max_attempts(rig: Rig) -> None:
+    rig.textit.behaviour.fail_next = 1000
+    rig.textit.behaviour.fail_status = 500
+    await rig.commit("e1", broadcast("e1#0"))
+    for _ in range(MAX_ATTEMPTS + 3):
+        await rig.delivery.drain_once()
+        rig.clock.now += 100_000
+    assert len(rig.textit.requests) == MAX_ATTEMPTS
+    (dead,) = await rig.store.outbox(status="dead")
+    assert dead.attempts == MAX_ATTEMPTS - 1
+    assert dead.last_error == "textit broadcasts.json: HTTP 500"
+
+
+async def test_dry_run_items_finish_as_dry_run(tmp_path: Path, fake_hoiio: FakeProvider) -> None:
+    store = SqliteStore(str(tmp_path / "dry.db"))
+    await store.open()
+    try:
+        async with aiohttp.ClientSession() as session:
+            sender = Sender(Settings.from_env({}, hoiio_api_url=fake_hoiio.url), session)
+            delivery = Delivery(store, sender, clock=Clock())
+            await store.commit(Commit("e1", OK, (sms("e1#0"),), now=T0))
+            assert await delivery.drain_once() == 1
+        assert [i.call.key for i in await store.outbox(status="dry_run")] == ["e1#0"]
+        assert fake_hoiio.requests == []
+    finally:
+        await store.close()
+
+
+async def test_calls_to_one_contact_go_out_in_commit_order(rig: Rig) -> None:
+    delay = 0.03
+    rig.hoiio.behaviour.delay = delay  # each answer takes this long
+    await rig.commit("e1", hangup("e1#0"), *(sms(f"e1#{n}", msg=f"a{n}") for n in range(1, 12)))
+    await rig.commit("e2", hangup("e2#0", to=BOB, session="S-2"), sms("e2#1", to=BOB, msg="b1"))
+    rig.clock.now += 1
+    await rig.commit("e3", sms("e3#0", msg="a-later"))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await rig.delivery.drain_once() == 15
+    # Alice's 13 calls went one after another, each waiting for the previous answer (sent
+    # side by side they would arrive in order too, but finish far sooner).
+    assert loop.time() - started >= 13 * delay
+    alice = [
+        r
+        for r in rig.hoiio.requests
+        if r.params.get("dest") == ALICE or r.params.get("session") == "S-1"
+    ]
+    assert [r.path.rsplit("/", 1)[-1] for r in alice][:1] == ["hangup"]
+    assert [r.params.get("msg") for r in alice[1:]] == [
+        *(f"a{n}" for n in range(1, 12)),
+        "a-later",
+    ]
+    bob = [
+        r
+        for r in rig.hoiio.requests
+        if r.params.get("dest") == BOB or r.params.get("session") == "S-2"
+    ]
+    assert [r.path for r in bob] == ["/open/ivr/end/hangup", "/open/sms/send"]
+    # Different contacts proceed in parallel: Bob did not wait for all of Alice's calls.
+    order = [r.params.get("msg") or r.params.get("session") for r in rig.hoiio.requests]
+    assert order.index("b1") < order.index("a-later")
+
+
+async def test_run_delivers_in_the_background_and_stops(rig: Rig) -> None:
+    worker = asyncio.create_task(rig.delivery.run())
+    await rig.commit("e1", sms("e1#0"))
+    rig.delivery.wake()
+    await wait_for(lambda: len(rig.hoiio.requests) == 1)
+    rig.delivery.stop()
+    await asyncio.wait_for(worker, 5)
+    assert [i.call.key for i in await rig.store.outbox(status="sent")] == ["e1#0"]
+
+
+async def test_secrets_never_appear_in_logs(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    rig.hoiio.behaviour.fail_next = 1
+    rig.textit.behaviour.fail_next = 1
+    rig.textit.behaviour.fail_status = 400
+    hook = OutboundCall(
+        "e1#3",
+        "http",
+        f"{rig.http.url}/hook?token=hook-secret-9&x=1",
+        {"json": {}},
+        headers={"Authorization": "Bearer header-secret-8"},
+    )
+    await rig.commit("e1", sms("e1#0"), broadcast("e1#1"), hangup("e1#2"), hook)
+    await rig.delivery.drain_once()
+    rig.hoiio.behaviour.hoiio_status = "error_invalid_session"
+    rig.clock.now += 100_000
+    await rig.delivery.drain_once()
+    statuses = {i.call.key: i.status for i in await rig.store.outbox()}
+    assert statuses == {"e1#0": "dead", "e1#1": "dead", "e1#2": "sent", "e1#3": "sent"}
+    assert rig.http.requests[0].params["token"] == "hook-secret-9"  # it was really sent
+    records = caplog.records
+    assert any(r.name == "responder.delivery" for r in records)
+    everything = "\n".join(
+        [caplog.text, *(r.getMessage() for r in records), *(repr(r.args) for r in records)]
+    )
+    for secret in (HOIIO_TOKEN, TEXTIT_TOKEN, "hook-secret-9", "header-secret-8"):
+        assert secret not in everything
+    for item in await rig.store.outbox():
+        assert HOIIO_TOKEN not in (item.last_error or "")
+        assert TEXTIT_TOKEN not in (item.last_error or "")

@@ -1,0 +1,437 @@
+"""One contract for every Store backend: the in-process one and a real SQLite file.
+
+No mocks: each test drives the public Store API and checks what it reads back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from responder.errors import StoreError
+from responder.outbound import Commit, OutboundCall, OutboxItem, StoredResponse
+from responder.stores import open_store
+from responder.stores.base import Store
+from responder.stores.memory import HIT_HORIZON, MemoryStore
+from responder.stores.sqlite import SCHEMA, SqliteStore
+
+OK = StoredResponse(200, "application/json", b'{"ok":true}')
+OTHER = StoredResponse(201, "text/plain; charset=utf-8", b"second")
+
+
+def call(key: str, contact: str | None = "+6591234567", **params: object) -> OutboundCall:
+    return OutboundCall(
+        key, "hoiio", "sms/send", {"dest": contact or "", "msg": "hi", **params}, contact=contact
+    )
+
+
+def keys(items: list[OutboxItem]) -> list[str]:
+    return [item.call.key for item in items]
+
+
+def store_url(kind: str, tmp_path: Path) -> str:
+    return "memory://" if kind == "memory" else f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(params=["memory", "sqlite"], ids=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    s = open_store(store_url(request.param, tmp_path))
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+# -- commit: atomic, first writer wins ------------------------------------------------------
+
+
+async def test_commit_writes_response_calls_and_hits_together(store: Store) -> None:
+    commit = Commit("e1", OK, (call("e1#0"), call("e1#1")), ("limit:a",), now=100.0)
+    stored, fresh = await store.commit(commit)
+    assert (stored, fresh) == (OK, True)
+    assert await store.get_response("e1") == OK
+    assert sorted(keys(await store.outbox())) == ["e1#0", "e1#1"]
+    assert await store.count_hits("limit:a", 0.0) == 1
+    assert await store.get_response("unknown") is None
+
+
+async def test_second_commit_of_a_key_returns_the_first_and_writes_nothing(store: Store) -> None:
+    await store.commit(Commit("e1", OK, (call("e1#0"),), ("limit:a",), now=100.0))
+    second = Commit(
+        "e1", OTHER, (call("e1#0", extra="x"), call("e1#9")), ("limit:a", "limit:b"), now=200.0
+    )
+    stored, fresh = await store.commit(second)
+    assert stored == OK
+    assert fresh is False
+    assert await store.get_response("e1") == OK
+    items = await store.outbox()
+    assert keys(items) == ["e1#0"]
+    assert "extra" not in items[0].call.params
+    assert await store.count_hits("limit:a", 0.0) == 1
+    assert await store.count_hits("limit:b", 0.0) == 0
+
+
+async def test_a_failing_commit_writes_nothing(store: Store) -> None:
+    good = call("e1#0")
+    bad = OutboundCall("e1#1", "http", "https://example.com", {"json": {1, 2}})  # no JSON
+    with pytest.raises(TypeError):
+        await store.commit(Commit("e1", OK, (good, bad), ("limit:a",), now=100.0))
+    assert await store.get_response("e1") is None
+    assert await store.outbox() == []
+    assert await store.count_hits("limit:a", 0.0) == 0
+    # The key is still free: a later, valid commit is the first writer.
+    stored, fresh = await store.commit(Commit("e1", OTHER, (good,), ("limit:a",), now=101.0))
+    assert (stored, fresh) == (OTHER, True)
+    assert keys(await store.outbox()) == ["e1#0"]
+
+
+async def test_fifty_concurrent_commits_of_one_key_have_one_winner(store: Store) -> None:
+    commits = [
+        Commit(
+            "race",
+            StoredResponse(200, "text/plain", f"answer {i}".encode()),
+            (call("race#0", attempt=str(i)),),
+            ("limit:race",),
+            now=100.0 + i,
+        )
+        for i in range(50)
+    ]
+    results = await asyncio.gather(*(store.commit(c) for c in commits))
+    winners = [i for i, (_, fresh) in enumerate(results) if fresh]
+    assert len(winners) == 1
+    winner = commits[winners[0]]
+    assert {stored for stored, _ in results} == {winner.response}
+    assert await store.get_response("race") == winner.response
+    items = await store.outbox()
+    assert len(items) == 1
+    assert items[0].call == winner.calls[0]
+    assert await store.count_hits("limit:race", 0.0) == 1
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        StoredResponse(200, "text/plain; charset=latin-1", b"caf\xe9 \x00\xff\xfe\x80 end\n"),
+        StoredResponse(201, "application/json", '{"text":"ça va ✓"}'.encode()),
+        StoredResponse(204, "text/plain", b""),
+    ],
+    ids=["non-utf8", "utf8", "empty"],
+)
+async def test_get_response_is_byte_identical(store: Store, response: StoredResponse) -> None:
+    await store.commit(Commit("bytes", response, now=1.0))
+    got = await store.get_response("bytes")
+    assert got == response
+    assert got is not None
+    assert type(got.body) is bytes
+    assert got.body == response.body
+    replay, fresh = await store.commit(Commit("bytes", OK, now=2.0))
+    assert not fresh
+    assert replay.body == response.body
+
+
+async def test_outbound_calls_round_trip_every_field(store: Store) -> None:
+    full = OutboundCall(
+        "e1#0",
+        "http",
+        "https://example.com/hook?x=1",
+        {"json": {"a": [1, 2.5, None, True], "t": "ünïcode ✓"}},
+        rule="my-rule",
+        contact="+6591234567",
+        method="PUT",
+        headers={"X-Key": "v"},
+        timeout=3.5,
+    )
+    await store.commit(Commit("e1", OK, (full,), now=1.0))
+    (claimed,) = await store.claim_outbox(1.0, 60.0, 10)
+    assert claimed.call == full
+    assert claimed.attempts == 0
+    assert claimed.status == "pending"
+    assert claimed.last_error is None
+
+
+# -- hits -----------------------------------------------------------------------------------
+
+
+async def test_count_hits_counts_within_the_window(store: Store) -> None:
+    await store.commit(Commit("e1", OK, hits=("a",), now=100.0))
+    await store.commit(Commit("e2", OK, hits=("a", "b"), now=200.0))
+    await store.commit(Commit("e3", OK, hits=("a",), now=300.0))
+    assert await store.count_hits("a", 0.0) == 3
+    assert await store.count_hits("a", 100.0) == 3  # the window start is inclusive
+    assert await store.count_hits("a", 100.5) == 2
+    assert await store.count_hits("a", 200.0) == 2
+    assert await store.count_hits("a", 300.0) == 1
+    assert await store.count_hits("a", 300.001) == 0
+    assert await store.count_hits("b", 0.0) == 1
+    assert await store.count_hits("b", 201.0) == 0
+    assert await store.count_hits("c", 0.0) == 0
+
+
+# -- the outbox -----------------------------------------------------------------------------
+
+
+async def test_claim_leases_items_until_the_lease_passes(store: Store) -> None:
+    await store.commit(Commit("e1", OK, (call("e1#0"), call("e1#1")), now=10.0))
+    first = await store.claim_outbox(10.0, 60.0, 10)
+    assert keys(first) == ["e1#0", "e1#1"]
+    assert await store.claim_outbox(10.0, 60.0, 10) == []
+    assert await store.claim_outbox(69.9, 60.0, 10) == []
+    again = await store.claim_outbox(70.0, 60.0, 10)
+    assert keys(again) == ["e1#0", "e1#1"]
+    assert [i.attempts for i in again] == [0, 0]  # a lapsed lease is not a failed attempt
+    assert await store.claim_outbox(100.0, 60.0, 10) == []
+
+
+async def test_claim_respects_due_time_limit_and_order(store: Store) -> None:
+    assert await store.claim_outbox(0.0, 60.0, 10) == []
+    await store.commit(Commit("late", OK, (call("late#0"),), now=50.0))
+    await store.commit(Commit("early", OK, (call("early#0"),), now=20.0))
+    assert await store.claim_outbox(19.0, 60.0, 10) == []  # nothing due yet
+    assert keys(await store.claim_outbox(20.0, 60.0, 10)) == ["early#0"]
+    await store.commit(Commit("mid", OK, (call("mid#0"),), now=30.0))
+    # early#0 is leased until 80; due order at 100: mid (30), late (50), early (80).
+    assert keys(await store.claim_outbox(100.0, 60.0, 2)) == ["mid#0", "late#0"]
+    assert keys(await store.claim_outbox(100.0, 60.0, 2)) == ["early#0"]
+
+
+async def test_calls_of_one_commit_are_claimed_in_commit_order(store: Store) -> None:
+    # Keys deliberately do not sort the way they were made (#10 < #2 as strings).
+    calls = tuple(call(f"e1#{n}") for n in range(12))
+    await store.commit(Commit("e1", OK, calls, now=5.0))
+    assert keys(await store.claim_outbox(5.0, 60.0, 100)) == [c.key for c in calls]
+    reverse = tuple(call(f"zz-{n}") for n in (9, 3, 7, 1))
+    await store.commit(Commit("e2", OK, reverse, now=6.0))
+    assert keys(await store.claim_outbox(6.0, 60.0, 100)) == ["zz-9", "zz-3", "zz-7", "zz-1"]
+
+
+async def test_retry_counts_the_attempt_and_reschedules(store: Store) -> None:
+    await store.commit(Commit("e1", OK, (call("e1#0"),), now=10.0))
+    await store.claim_outbox(10.0, 60.0, 10)
+    await store.retry_outbox("e1#0", 500.0, "hoiio sms/send: HTTP 500")
+    (pending,) = await store.outbox(status="pending")
+    assert pending.attempts == 1
+    assert pending.last_error == "hoiio sms/send: HTTP 500"
+    assert await store.claim_outbox(499.0, 60.0, 10) == []
+    (item,) = await store.claim_outbox(500.0, 60.0, 10)
+    assert (item.attempts, item.status, item.last_error) == (1, "pending", pending.last_error)
+    await store.retry_outbox("e1#0", 100.0, "timeout")  # may move the due time earlier, too
+    (item,) = await store.claim_outbox(100.0, 60.0, 10)
+    assert (item.attempts, item.last_error) == (2, "timeout")
+    await store.retry_outbox("missing#0", 1.0, "x")  # an unknown key is ignored
+    assert keys(await store.outbox()) == ["e1#0"]
+
+
+async def test_finish_sets_the_status_and_takes_items_out_of_the_queue(store: Store) -> None:
+    calls = (call("e1#0"), call("e1#1"), call("e1#2"), call("e1#3"))
+    await store.commit(Commit("e1", OK, calls, now=10.0))
+    await store.claim_outbox(10.0, 60.0, 10)
+    await store.retry_outbox("e1#0", 11.0, "HTTP 503")
+    await store.finish_outbox("e1#0", "sent", None, 12.0)
+    await store.finish_outbox("e1#1", "dry_run", None, 12.0)
+    await store.finish_outbox("e1#2", "dead", "hoiio sms/send: error_invalid_session", 12.0)
+    sent = await store.outbox(status="sent")
+    assert keys(sent) == ["e1#0"]
+    assert (sent[0].status, sent[0].attempts, sent[0].last_error) == ("sent", 1, "HTTP 503")
+    dry = await store.outbox(status="dry_run")
+    assert keys(dry) == ["e1#1"]
+    assert dry[0].last_error is None
+    dead = await store.outbox(status="dead")
+    assert keys(dead) == ["e1#2"]
+    assert dead[0].last_error == "hoiio sms/send: error_invalid_session"
+    assert keys(await store.outbox(status="pending")) == ["e1#3"]
+    assert await store.outbox(status="nonsense") == []
+    assert sorted(keys(await store.outbox())) == ["e1#0", "e1#1", "e1#2", "e1#3"]
+    # Finished items are never claimed again, however late it gets.
+    assert keys(await store.claim_outbox(10_000.0, 60.0, 10)) == ["e1#3"]
+
+
+async def test_outbox_lists_newest_first_with_a_limit(store: Store) -> None:
+    for n, now in enumerate((10.0, 30.0, 20.0)):
+        await store.commit(Commit(f"e{n}", OK, (call(f"e{n}#0"),), now=now))
+    assert keys(await store.outbox()) == ["e1#0", "e2#0", "e0#0"]
+    assert keys(await store.outbox(limit=2)) == ["e1#0", "e2#0"]
+    assert keys(await store.outbox(status="pending", limit=1)) == ["e1#0"]
+    # Within one commit the later call is the newer one.
+    await store.commit(Commit("e9", OK, (call("e9#0"), call("e9#1")), now=40.0))
+    assert keys(await store.outbox(limit=2)) == ["e9#1", "e9#0"]
+
+
+# -- purge ----------------------------------------------------------------------------------
+
+
+async def test_purge_removes_only_expired_idempotency_records(store: Store) -> None:
+    await store.commit(Commit("old", OK, (call("old#0"),), ("limit:a",), now=0.0, ttl=100.0))
+    await store.commit(Commit("new", OTHER, (call("new#0"),), ("limit:a",), now=50.0, ttl=100.0))
+    assert await store.purge(99.9) == 0
+    assert await store.get_response("old") == OK
+    assert await store.purge(100.0) == 1  # expiry is inclusive
+    assert await store.get_response("old") is None
+    assert await store.get_response("new") == OTHER
+    assert sorted(keys(await store.outbox(status="pending"))) == ["new#0", "old#0"]
+    assert await store.count_hits("limit:a", 0.0) == 2
+    assert await store.purge(100.0) == 0
+    # An expired key may be answered afresh; its old call key is not enqueued twice.
+    _, fresh = await store.commit(Commit("old", OTHER, (call("old#0"),), now=120.0))
+    assert fresh
+    assert len(await store.outbox()) == 2
+
+
+async def test_purge_drops_hits_beyond_the_horizon(store: Store) -> None:
+    await store.commit(Commit("e1", OK, hits=("limit:a",), now=1000.0, ttl=1.0))
+    await store.commit(Commit("e2", OK, hits=("limit:a",), now=2000.0, ttl=1.0))
+    assert await store.purge(2500.0) == 2  # the two expired records; hits are recent
+    assert await store.count_hits("limit:a", 0.0) == 2
+    assert await store.purge(1500.0 + HIT_HORIZON) == 1
+    assert await store.count_hits("limit:a", 0.0) == 1
+
+
+# -- SQLite only: durability and errors -----------------------------------------------------
+
+
+async def open_sqlite(path: Path) -> SqliteStore:
+    store = SqliteStore(str(path))
+    await store.open()
+    return store
+
+
+async def test_sqlite_data_survives_close_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "responder.db"
+    body = StoredResponse(200, "text/plain", b"\xff\x00 r\xe9ponse")
+    store = await open_sqlite(path)
+    await store.commit(
+        Commit("e1", body, (call("e1#0"), call("e1#1"), call("e1#2")), ("limit:a",), now=10.0)
+    )
+    await store.commit(Commit("e2", OK, (), ("limit:a", "limit:b"), now=20.0))
+    await store.claim_outbox(10.0, 60.0, 10)
+    await store.finish_outbox("e1#0", "sent", None, 11.0)
+    await store.retry_outbox("e1#1", 15.0, "HTTP 502")
+    # e1#2 stays leased until 70: as if the process died while sending it.
+    await store.close()
+
+    again = await open_sqlite(path)
+    try:
+        assert await again.get_response("e1") == body
+        assert await again.get_response("e2") == OK
+        assert await again.count_hits("limit:a", 0.0) == 2
+        assert await again.count_hits("limit:b", 0.0) == 1
+        assert keys(await again.outbox(status="sent")) == ["e1#0"]
+        (retried,) = await again.claim_outbox(15.0, 60.0, 10)
+        assert (retried.call.key, retried.attempts, retried.last_error) == (
+            "e1#1",
+            1,
+            "HTTP 502",
+        )
+        assert keys(await again.claim_outbox(70.0, 60.0, 10)) == ["e1#2"]
+        _, fresh = await again.commit(Commit("e1", OTHER, now=30.0))
+        assert not fresh
+    finally:
+        await again.close()
+
+
+async def test_two_sqlite_stores_on_one_file_agree_on_the_winner(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    a, b = await open_sqlite(path), await open_sqlite(path)
+    try:
+        commits = [
+            (a if i % 2 else b).commit(
+                Commit("k", StoredResponse(200, "text/plain", str(i).encode()), (call("k#0"),))
+            )
+            for i in range(20)
+        ]
+        results = await asyncio.gather(*commits)
+        assert sum(fresh for _, fresh in results) == 1
+        assert len({stored for stored, _ in results}) == 1
+        assert len(await a.outbox()) == 1
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "a-directory", "not-a-database"])
+async def test_sqlite_open_on_an_unusable_path_raises_store_error(
+    tmp_path: Path, where: str
+) -> None:
+    blocker = tmp_path / "blocker"
+    if where == "under-a-file":
+        blocker.write_text("I am a file, not a directory")
+        path = blocker / "sub" / "responder.db"
+    elif where == "a-directory":
+        blocker.mkdir()
+        path = blocker
+    else:
+        blocker.write_bytes(b"this is not a SQLite database at all " * 200)
+        path = blocker
+    store = SqliteStore(str(path))
+    with pytest.raises(StoreError, match="cannot open SQLite store"):
+        await store.open()
+    with pytest.raises(StoreError, match="not open"):
+        await store.get_response("x")
+    await store.close()  # closing a store that never opened is harmless
+
+
+async def test_sqlite_use_before_open_and_after_close_raises_store_error(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "x.db"))
+    with pytest.raises(StoreError):
+        await store.commit(Commit("k", OK))
+    await store.open()
+    await store.close()
+    await store.close()
+    with pytest.raises(StoreError):
+        await store.claim_outbox(0.0, 60.0, 10)
+
+
+async def test_sqlite_errors_while_running_surface_as_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.db"
+    store = await open_sqlite(path)
+    try:
+        other = sqlite3.connect(path)
+        other.execute("DROP TABLE outbox")
+        other.commit()
+        other.close()
+        with pytest.raises(StoreError):
+            await store.claim_outbox(0.0, 60.0, 10)
+        with pytest.raises(StoreError):
+            await store.commit(Commit("k", OK, (call("k#0"),)))
+        # The failed commit rolled back completely and left no transaction open.
+        assert await store.get_response("k") is None
+        repair = sqlite3.connect(path, timeout=0.5)
+        repair.executescript(SCHEMA)
+        repair.close()
+        assert await store.commit(Commit("k", OK, (call("k#0"),))) == (OK, True)
+        assert keys(await store.outbox()) == ["k#0"]
+    finally:
+        await store.close()
+
+
+# -- open_store URLs ------------------------------------------------------------------------
+
+
+def test_open_store_picks_the_backend_from_the_url(tmp_path: Path) -> None:
+    assert isinstance(open_store("memory://"), MemoryStore)
+    absolute = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    assert isinstance(absolute, SqliteStore)
+    assert absolute.path == str(tmp_path / "a.db")
+    relative = open_store("sqlite:///data/responder.db")
+    assert isinstance(relative, SqliteStore)
+    assert relative.path == "data/responder.db"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:///", "names no database file"),
+        ("sqlite://relative.db", "unsupported store URL"),
+        ("postgres://db.example.com/responder", "unsupported store URL"),
+        ("", "unsupported store URL"),
+        ("responder.db", "unsupported store URL"),
+        ("MEMORY", "unsupported store URL"),
+    ],
+)
+def test_open_store_rejects_bad_urls(url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message):
+        open_store(url)
