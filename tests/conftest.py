@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import textwrap
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -84,9 +84,9 @@ async def make_client(
         await client.close()
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_for(predicate: Callable[[], bool], within: float = 5.0) -> None:
     """Wait until ``predicate()`` holds (deliveries happen in the background)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")

@@ -7,7 +7,7 @@ the two can never disagree.
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import date, time
 from fnmatch import fnmatchcase
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -74,16 +74,47 @@ def _folded(values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(v.casefold() for v in values)
 
 
+def _single_words(values: tuple[str, ...] | None, key: str, line: int, ctx: Ctx, path: str) -> Any:
+    """Keywords as the text's words are compared: case-folded, edge punctuation stripped.
+    A value that is not exactly one word could never match, so it is a problem."""
+    if values is None:
+        return None
+    out = set()
+    for value in values:
+        found = c.words(value)
+        if len(found) != 1:
+            return ctx.error(
+                ctx.key_lines.get(key, line),
+                f"{path}.{key}" if path else key,
+                f"{value!r} is not a single word (use phrase: for several words)",
+            )
+        out.add(found[0])
+    return frozenset(out)
+
+
 def _build_text(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
     number = None
+    bad = False
     if fields["number"] is not None:
         number = (fields["number"].get("min"), fields["number"].get("max"))
+        low, high = number
+        if low is not None and high is not None and low > high:
+            ctx.error(
+                ctx.key_lines.get("number", line),
+                f"{path}.number" if path else "number",
+                f"min {low:g} is greater than max {high:g}",
+            )
+            bad = True
+    keyword = _single_words(fields["keyword"], "keyword", line, ctx, path)
+    any_word = _single_words(fields["any_word"], "any_word", line, ctx, path)
+    if bad or keyword is INVALID or any_word is INVALID:
+        return INVALID
     return c.TextTest(
-        keyword=_folded(fields["keyword"]) if fields["keyword"] is not None else None,
+        keyword=keyword,
         only=frozenset(" ".join(c.words(v)) for v in fields["only"])
         if fields["only"] is not None
         else None,
-        any_word=_folded(fields["any_word"]) if fields["any_word"] is not None else None,
+        any_word=any_word,
         phrase=tuple(c.phrase_pattern(p) for p in fields["phrase"])
         if fields["phrase"] is not None
         else None,
@@ -278,18 +309,21 @@ def _parse_hours(value: str) -> tuple[time, time] | None:
     if not match:
         return None
     h1, m1, h2, m2 = (int(g) for g in match.groups())
-    if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59:
+    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
         return None
-    end = time(23, 59, 59, 999999) if (h2, m2) == (24, 0) else time(h2 % 24, m2)
-    return time(h1 % 24, m1), end
+    end = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
+    start = time(h1, m1)
+    if start == end:
+        return None  # an empty window would never match
+    return start, end
 
 
 def _parse_days(values: tuple[str, ...], line: int, ctx: Ctx, path: str) -> Any:
     days: set[int] = set()
     for item in values:
         for part in item.replace(" ", "").lower().split(","):
-            first, _, last = part.partition("-")
-            if first not in DAY_NAMES or (last and last not in DAY_NAMES):
+            first, dash, last = part.partition("-")
+            if first not in DAY_NAMES or (dash and last not in DAY_NAMES):
                 return ctx.error(line, path, f"{item!r} is not a day or range like mon-fri")
             a = DAY_NAMES.index(first)
             b = DAY_NAMES.index(last) if last else a
@@ -297,39 +331,68 @@ def _parse_days(values: tuple[str, ...], line: int, ctx: Ctx, path: str) -> Any:
     return frozenset(days)
 
 
-def _build_time(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
-    try:
-        zone = ZoneInfo(fields["timezone"])
-    except (ZoneInfoNotFoundError, ValueError):
-        return ctx.error(line, path, f"unknown timezone {fields['timezone']!r}")
-    days = None
-    if fields["days"] is not None:
-        days = _parse_days(fields["days"], line, ctx, f"{path}.days")
-        if days is INVALID:
+class TimezoneSpec(Str):
+    def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
+        name = super().parse(value, line, ctx, path)
+        if name is INVALID:
             return INVALID
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ctx.error(line, path, f"unknown timezone {name!r}")
+
+
+class HoursSpec(Str):
+    def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
+        text = super().parse(value, line, ctx, path)
+        if text is INVALID:
+            return INVALID
+        hours = _parse_hours(text)
+        if hours is None:
+            return ctx.error(line, path, f"{text!r} is not a window like 09:00-18:00")
+        return hours
+
+
+class DaysSpec(ListOf):
+    def __init__(self, description: str) -> None:
+        super().__init__(Str(), description)
+
+    def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
+        names = super().parse(value, line, ctx, path)
+        return INVALID if names is INVALID else _parse_days(names, line, ctx, path)
+
+
+class DateSpec(Str):
+    def __init__(self) -> None:
+        super().__init__(pattern=r"\d{4}-\d{2}-\d{2}", pattern_hint="a date YYYY-MM-DD")
+
+    def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
+        text = super().parse(value, line, ctx, path)
+        if text is INVALID:
+            return INVALID
+        try:
+            date.fromisoformat(text)
+        except ValueError:
+            return ctx.error(line, path, f"{text!r} is not a date on the calendar")
+        return text
+
+
+def _build_time(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
     start = end = None
     if fields["hours"] is not None:
-        hours = _parse_hours(fields["hours"])
-        if hours is None:
-            return ctx.error(
-                line, f"{path}.hours", f"{fields['hours']!r} is not a window like 09:00-18:00"
-            )
-        start, end = hours
+        start, end = fields["hours"]
     dates = frozenset(fields["dates"]) if fields["dates"] is not None else None
-    return c.TimeCondition(zone, days, start, end, dates)
+    return c.TimeCondition(fields["timezone"], fields["days"], start, end, dates)
 
 
 TIME: Final = Obj(
     {
-        "timezone": Field(Str("IANA timezone, e.g. Asia/Singapore."), required=True),
-        "days": Field(_strings("Weekdays: mon..sun, ranges like mon-fri, lists.")),
-        "hours": Field(Str("Local time window HH:MM-HH:MM; may wrap midnight (22:00-06:00).")),
-        "dates": Field(
-            ListOf(
-                Str(pattern=r"\d{4}-\d{2}-\d{2}", pattern_hint="a date YYYY-MM-DD"),
-                "Local dates (YYYY-MM-DD) such as holidays.",
-            )
+        "timezone": Field(TimezoneSpec("IANA timezone, e.g. Asia/Singapore."), required=True),
+        "days": Field(DaysSpec("Weekdays: mon..sun, ranges like mon-fri, lists.")),
+        "hours": Field(
+            HoursSpec("Local time window HH:MM-HH:MM; may wrap midnight (22:00-06:00).")
         ),
+        "dates": Field(ListOf(DateSpec(), "Local dates (YYYY-MM-DD) such as holidays.")),
     },
     "Local time of the event in a timezone.",
     build=_build_time,
@@ -391,6 +454,7 @@ WHEN: Final[Obj] = Obj(
     },
     "Conditions; all must hold.",
     build=_build_when,
+    ref="when",
 )
 
 
@@ -495,12 +559,24 @@ def _build_rule(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
             line, path, f"rule {fields['name']!r} has no action ({', '.join(ACTION_KEYS)})"
         )
     reply = fields["reply"]
+    lines = ctx.key_lines
+    bad = False
     if reply is not None and reply.json is not None and kinds != {"flow.step"}:
-        return ctx.error(
-            line, f"{path}.reply.json", "flow variables need a rule that is only 'on: flow.step'"
+        ctx.error(
+            lines.get("reply", line),
+            f"{path}.reply.json",
+            "flow variables need a rule that is only 'on: flow.step'",
         )
+        bad = True
     if fields["hangup"] is not None and not kinds <= IVR_KINDS:
-        return ctx.error(line, f"{path}.hangup", "hangup needs a rule that is only on ivr.* kinds")
+        ctx.error(
+            lines.get("hangup", line),
+            f"{path}.hangup",
+            "hangup needs a rule that is only on ivr.* kinds",
+        )
+        bad = True
+    if bad:
+        return INVALID
     return model.Rule(
         name=fields["name"],
         file=ctx.file,
@@ -526,7 +602,7 @@ RULE: Final = Obj(
 )
 
 FILE: Final = Obj(
-    {"rules": Field(ListOf(RULE, "The rules of this file.", single=False))},
+    {"rules": Field(ListOf(RULE, "The rules of this file.", single=False, partial=True))},
     "A responder rules file.",
     title="responder rules file",
 )

@@ -56,7 +56,8 @@ def load_rules(paths: Iterable[str | Path], templates: Templates | None = None) 
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            problems.append(Problem(name, 1, f"not UTF-8 text (byte {exc.start})"))
+            line = raw.count(b"\n", 0, exc.start) + 1
+            problems.append(Problem(name, line, f"not UTF-8 text (byte {exc.start})"))
             continue
         tree, syntax = load(text, name)
         problems.extend(syntax)

@@ -29,6 +29,9 @@ class Ctx:
     file: str
     templates: Templates
     problems: list[Problem] = field(default_factory=list)
+    # Line of each key of the mapping whose ``build`` is running (set by Obj just before it
+    # calls ``build``), so cross-field problems point at the key they are about.
+    key_lines: Mapping[str, int] = field(default_factory=dict)
 
     def error(self, line: int, path: str, message: str) -> _Invalid:
         where = f"{path}: " if path else ""
@@ -215,12 +218,16 @@ class ListOf(Spec):
         single: bool = True,
         min_items: int = 0,
         max_items: int | None = None,
+        partial: bool = False,
     ) -> None:
         self.item = item
         self.description = description
         self.single = single
         self.min_items = min_items
         self.max_items = max_items
+        # partial: drop invalid items (their problems are already reported) and keep the
+        # valid ones, so checks across items (duplicate rule names) still see them.
+        self.partial = partial
 
     def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
         if not isinstance(value, list):
@@ -240,6 +247,8 @@ class ListOf(Spec):
             parsed = self.item.parse(item, item_line, ctx, f"{path}[{index}]")
             bad = bad or parsed is INVALID
             out.append(parsed)
+        if self.partial:
+            return tuple(item for item in out if item is not INVALID)
         return INVALID if bad else tuple(out)
 
     def schema(self) -> dict[str, Any]:
@@ -301,12 +310,16 @@ class Obj(Spec):
         build: Callable[[dict[str, Any], int, Ctx, str], Any] | None = None,
         min_keys: int = 0,
         title: str | None = None,
+        ref: str | None = None,
     ) -> None:
         self.fields = dict(fields)
         self.description = description
         self.build = build
         self.min_keys = min_keys
         self.title = title
+        # ref: a recursive spec (``when`` inside ``not``) is emitted once under $defs/<ref>
+        # and referenced everywhere, so schema() terminates.
+        self.ref = ref
 
     def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
         if not isinstance(value, dict):
@@ -343,9 +356,32 @@ class Obj(Spec):
             bad = True
         if bad:
             return INVALID
-        return self.build(out, line, ctx, path) if self.build else out
+        if self.build is None:
+            return out
+        ctx.key_lines = {key: key_lines.get(key, line) for key in value}
+        return self.build(out, line, ctx, path)
 
     def schema(self) -> dict[str, Any]:
+        top = not _SCHEMA_DEFS
+        if top:
+            _SCHEMA_DEFS.append({})
+        defs = _SCHEMA_DEFS[0]
+        try:
+            if self.ref is not None:
+                if self.ref not in defs:
+                    defs[self.ref] = {}  # placeholder: recursive uses refer to it
+                    defs[self.ref] = self._schema()
+                out: dict[str, Any] = {"$ref": f"#/$defs/{self.ref}"}
+            else:
+                out = self._schema()
+            if top and defs:
+                out = {**out, "$defs": dict(defs)}
+            return out
+        finally:
+            if top:
+                _SCHEMA_DEFS.clear()
+
+    def _schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "type": "object",
             "properties": {name: f.resolve().schema() for name, f in self.fields.items()},
@@ -359,6 +395,11 @@ class Obj(Spec):
         if self.title:
             out["title"] = self.title
         return self._doc(out)
+
+
+# Definitions collected while one top-level schema() call runs (schema generation is a
+# one-shot, single-threaded affair: `responder schema`).
+_SCHEMA_DEFS: list[dict[str, dict[str, Any]]] = []
 
 
 class AnyOf(Spec):
@@ -475,5 +516,6 @@ class JsonTemplate(Spec):
 
 
 def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
+    same = [choice for choice in choices if choice.casefold() == word.casefold()]
+    close = same or difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
@@ -25,22 +25,56 @@ class LSeq(list[Any]):
 
 
 class RulesLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false, so ``on:`` stays a string key."""
+    """SafeLoader with YAML 1.2 core scalars: only true/false are booleans, so ``on:`` stays a
+    string key; integers are plain decimal (or 0x/0o), so ``digits: 007`` stays the string
+    ``"007"`` instead of YAML 1.1's octal 7, and ``every: 1:30`` is not sexagesimal 90."""
 
 
+_BOOL, _INT, _FLOAT, _TIMESTAMP = (
+    f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "timestamp")
+)
+
+# No implicit timestamps either (YAML 1.2 core has none): ``2024-02-30`` stays a string that
+# the rules language validates, instead of crashing the constructor with a ValueError.
 RulesLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [
+        (tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _INT, _FLOAT, _TIMESTAMP)
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-for _first in "tTfF":
-    RulesLoader.yaml_implicit_resolvers.setdefault(_first, []).insert(
-        0, ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"))
-    )
+for _tag, _regexp, _firsts in (
+    (_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    (_INT, r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+|0o[0-7]+)$", "-+0123456789"),
+    (
+        _FLOAT,
+        r"^(?:[-+]?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+):
+    for _first in _firsts:
+        RulesLoader.yaml_implicit_resolvers.setdefault(_first, []).insert(
+            0, (_tag, re.compile(_regexp))
+        )
 
 
 def line_of(value: Any, default: int) -> int:
     """The line ``value`` starts on, when it is a located container."""
     return int(getattr(value, "line", default))
+
+
+# Every limit has a number: aliases are expanded into copies (so every value keeps its own
+# place), which a "billion laughs" document would turn into a bomb; and a deeply nested
+# document would exhaust the recursion of everything that walks it.
+MAX_NODES: Final = 1_000_000
+MAX_DEPTH: Final = 100
+
+
+class _TooBig(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
 
 
 def load(text: str, file: str) -> tuple[Any, list[Problem]]:
@@ -51,50 +85,100 @@ def load(text: str, file: str) -> tuple[Any, list[Problem]]:
         node = loader.get_single_node()
         if node is None:
             return None, problems
-        return _convert(node, loader, file, problems), problems
+        return _Converter(loader, file, problems).convert(node, 0), problems
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        problems.append(Problem(file, line, f"YAML syntax error: {exc.problem or exc}"))
+        message = f"YAML syntax error: {exc.problem or exc}"
+        if exc.problem and exc.context and exc.context_mark is not None:
+            # "while scanning a quoted scalar on line 5, found unexpected end of stream"
+            where = f"{exc.context} on line {exc.context_mark.line + 1}"
+            message = f"YAML syntax error: {where}, {exc.problem}"
+        problems.append(Problem(file, line, message))
         return None, problems
     except yaml.YAMLError as exc:
         problems.append(Problem(file, 1, f"YAML error: {exc}"))
+        return None, problems
+    except _TooBig as exc:
+        problems.append(Problem(file, exc.line, exc.message))
+        return None, problems
+    except RecursionError:  # the composer itself recursing on absurd nesting
+        problems.append(Problem(file, 1, f"nested more than {MAX_DEPTH} levels deep"))
         return None, problems
     finally:
         loader.dispose()
 
 
-def _convert(node: yaml.Node, loader: RulesLoader, file: str, problems: list[Problem]) -> Any:
-    line = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
+class _Converter:
+    """Nodes to located values, one document; aliases become copies, within limits."""
+
+    def __init__(self, loader: RulesLoader, file: str, problems: list[Problem]) -> None:
+        self.loader = loader
+        self.file = file
+        self.problems = problems
+        self.count = 0
+        self.active: set[int] = set()  # nodes being converted: an alias to one is a cycle
+        self.own: dict[int, set[int]] = {}  # mapping node -> its own (not merged) key nodes
+
+    def problem(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.file, line, message))
+
+    def convert(self, node: yaml.Node, depth: int) -> Any:
+        line = node.start_mark.line + 1
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _TooBig(line, f"more than {MAX_NODES} values (aliases expanded)")
+        if depth > MAX_DEPTH:
+            raise _TooBig(line, f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                return self.loader.construct_object(node, deep=True)
+            except (ValueError, TypeError, OverflowError) as exc:  # e.g. an explicit !!int abc
+                self.problem(line, f"cannot read value {node.value!r}: {exc}")
+                return None
+        if id(node) in self.active:
+            self.problem(line, "an alias refers to the value that contains it")
+            return None
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, line, depth)
+            seq = LSeq()
+            seq.line = line
+            seq.item_lines = []
+            for item in node.value:
+                seq.append(self.convert(item, depth + 1))
+                seq.item_lines.append(item.start_mark.line + 1)
+            return seq
+        finally:
+            self.active.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, line: int, depth: int) -> LMap:
+        if id(node) not in self.own:  # an aliased mapping is flattened only once
+            merge = "tag:yaml.org,2002:merge"
+            self.own[id(node)] = {id(k) for k, _ in node.value if k.tag != merge}
+            self.loader.flatten_mapping(node)  # resolves merge keys (<<): merged pairs first
+        own = self.own[id(node)]
         out = LMap()
         out.line = line
         out.key_lines = {}
+        merged: set[str] = set()  # keys that came from a merge and may still be overridden
         for key_node, value_node in node.value:
-            key = _convert(key_node, loader, file, problems)
+            key = self.convert(key_node, depth + 1)
             key_line = key_node.start_mark.line + 1
             if not isinstance(key, str):
-                problems.append(Problem(file, key_line, f"key {key!r} must be a string"))
+                self.problem(key_line, f"key {key!r} must be a string")
                 continue
-            if key in out:
-                problems.append(
-                    Problem(
-                        file,
-                        key_line,
-                        f"duplicate key {key!r} (first on line {out.key_lines[key]})",
-                    )
-                )
+            if id(key_node) not in own:
+                # flatten_mapping orders merged pairs so that the last one wins, as in PyYAML
+                merged.add(key)
+            elif key in merged:  # the mapping's own key overrides a merged one
+                merged.discard(key)
+                del out[key]
+            elif key in out:
+                first = out.key_lines[key]
+                self.problem(key_line, f"duplicate key {key!r} (first on line {first})")
                 continue
-            out[key] = _convert(value_node, loader, file, problems)
+            out[key] = self.convert(value_node, depth + 1)
             out.key_lines[key] = key_line
         return out
-    if isinstance(node, yaml.SequenceNode):
-        seq = LSeq()
-        seq.line = line
-        seq.item_lines = []
-        for item in node.value:
-            seq.append(_convert(item, loader, file, problems))
-            seq.item_lines.append(item.start_mark.line + 1)
-        return seq
-    return loader.construct_object(node, deep=True)

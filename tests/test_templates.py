@@ -1,0 +1,259 @@
+"""The template sandbox: compile-time checks, render-time failures, data stays data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from responder.engine import template_context
+from responder.events import Event, Flow, FlowValue
+from responder.templates import CONTEXT_NAMES, MAX_OUTPUT_CHARS, Template, TemplateError, Templates
+
+NOW = datetime(2024, 6, 5, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def templates() -> Templates:
+    return Templates()
+
+
+def context(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "provider": "textit",
+        "channel": "main",
+        "kind": "sms.received",
+        "contact": "+6591234567",
+    }
+    base.update(fields)
+    return template_context(Event(**base), NOW)
+
+
+def render(templates: Templates, source: str, **fields: Any) -> str:
+    return templates.template(source).render(context(**fields))
+
+
+def test_context_names_are_exactly_what_the_engine_provides() -> None:
+    assert set(context()) == CONTEXT_NAMES
+
+
+def test_plain_rendering(templates: Templates) -> None:
+    template = templates.template("Hi {{ contact_name or 'there' }}, re: {{ text | upper }}")
+    assert isinstance(template, Template)
+    assert template.source == "Hi {{ contact_name or 'there' }}, re: {{ text | upper }}"
+    assert template.render(context(text="hours")) == "Hi there, re: HOURS"
+    assert template.render(context(text="x", contact_name="Ann")) == "Hi Ann, re: X"
+
+
+def test_no_autoescape_and_block_whitespace(templates: Templates) -> None:
+    assert render(templates, "{{ text }}", text="<b>&amp;</b>") == "<b>&amp;</b>"
+    source = "Hello\n{% if contact %}\n  A\n{% endif %}\nBye\n"
+    assert render(templates, source) == "Hello\n  A\nBye"  # trim/lstrip blocks, no trailing \n
+
+
+def test_loops_sets_and_globals_are_known(templates: Templates) -> None:
+    source = (
+        "{% set ns = namespace(n=0) %}{% for v in range(3) %}{% set ns.n = ns.n + v %}"
+        "{{ loop.index }}{% endfor %}={{ ns.n }} {{ dict(a=1).a }}"
+    )
+    assert render(templates, source) == "123=3 1"
+
+
+def test_values_flow_captures_and_now(templates: Templates) -> None:
+    fields = {
+        "kind": "flow.step",
+        "flow": Flow(name="Survey", step="ask"),
+        "values": {"water_source": FlowValue("Water Source", "Well", "well", "the well")},
+    }
+    source = "{{ flow.name }}/{{ flow.step }}: {{ values.water_source.category }} {{ now.year }}"
+    assert render(templates, source, **fields) == "Survey/ask: Well 2024"
+
+
+# --------------------------------------------------------------------------- sandbox
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ contact.__class__ }}",
+        "{{ contact.__class__.__mro__[1].__subclasses__() }}",
+        "{{ text.__init__.__globals__ }}",
+        "{{ now.__class__ }}",
+        "{{ captures.__class__.__init__ }}",
+        "{{ '{0.__class__}'.format(contact) }}",
+    ],
+)
+def test_unsafe_attributes_fail_at_render(templates: Templates, source: str) -> None:
+    template = templates.template(source)  # only names are checked when compiling
+    with pytest.raises(TemplateError, match="SecurityError"):
+        template.render(context())
+
+
+def test_dunder_access_says_security_error(templates: Templates) -> None:
+    with pytest.raises(TemplateError) as exc:
+        render(templates, "{{ contact.__class__ }}")
+    assert str(exc.value).startswith("SecurityError: access to attribute '__class__'")
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ captures.update({'a': 1}) }}", "{{ attachments.append('x') }}", "{{ event.clear() }}"],
+)
+def test_context_is_immutable(templates: Templates, source: str) -> None:
+    ctx = context(attachments=("a",))
+    with pytest.raises(TemplateError, match="SecurityError"):
+        templates.template(source).render(ctx)
+    assert ctx["captures"] == {}
+    assert ctx["attachments"] == ["a"]
+
+
+def test_huge_range_is_refused(templates: Templates) -> None:
+    with pytest.raises(TemplateError, match="OverflowError"):
+        render(templates, "{{ range(10000000) | list | length }}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ 7*7 }}",
+        "{% for x in range(3) %}{{ x }}{% endfor %}",
+        "{% for %}",
+        "{{ contact.__class__ }}",
+        "{# comment #}",
+        "{% raw %}",
+    ],
+)
+def test_data_is_never_a_template(templates: Templates, text: str) -> None:
+    fields = {"text": text, "contact_name": text, "digits": text}
+    rendered = render(templates, "[{{ text }}|{{ contact_name }}|{{ digits | lower }}]", **fields)
+    assert rendered == f"[{text}|{text}|{text.lower()}]"
+
+
+def test_data_in_values_and_raw_event_is_literal(templates: Templates) -> None:
+    evil = "{{ 7*7 }}{% if true %}x{% endif %}"
+    fields = {
+        "values": {"a": FlowValue("A", evil, evil, evil)},
+        "raw": {"msg": evil},
+    }
+    out = render(templates, "{{ values.a.text }} {{ event.msg }}", **fields)
+    assert out == f"{evil} {evil}"
+
+
+# --------------------------------------------------------------------------- undefined
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ captures.order }}",
+        "{{ values.missing.category }}",
+        "{{ flow.name }}",
+        "{% if captures.order %}yes{% endif %}",
+    ],
+)
+def test_strict_undefined_fails_at_render(templates: Templates, source: str) -> None:
+    template = templates.template(source)
+    with pytest.raises(TemplateError, match="UndefinedError"):
+        template.render(context())
+
+
+def test_undefined_can_be_guarded(templates: Templates) -> None:
+    source = "{{ captures.get('order', 'none') }} {{ captures.order | default('-') }}"
+    assert render(templates, source) == "none -"
+    assert render(templates, "{% if 'order' in captures %}x{% else %}y{% endif %}") == "y"
+
+
+# --------------------------------------------------------------------------- compile time
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("Hello {{ customer }}", "customer"),
+        ("{{ contact }} {{ Contact }}", "Contact"),
+        ("{% for x in items %}{{ x }}{% endfor %}", "items"),
+        ("{{ zzz }}{{ aaa }}", "aaa"),
+    ],
+)
+def test_unknown_variable_rejected_at_compile(templates: Templates, source: str, name: str) -> None:
+    with pytest.raises(TemplateError) as exc:
+        templates.template(source)
+    assert str(exc.value).startswith(f"unknown variable {name!r} (known: attachments, captures")
+
+
+def test_every_context_name_compiles(templates: Templates) -> None:
+    source = " ".join(f"{{{{ {name} is defined }}}}" for name in sorted(CONTEXT_NAMES))
+    assert render(templates, source) == " ".join(["True"] * len(CONTEXT_NAMES))
+
+
+@pytest.mark.parametrize(
+    ("source", "lineno"),
+    [
+        ("{{ contact ", 1),
+        ("line one\n{% for %}", 2),
+        ("{% if contact %}no end", 1),
+        ("{{ contact | nosuchfilter }}", 1),
+        ("a\nb\n{% endfor %}", 3),
+    ],
+)
+def test_syntax_errors_at_compile(templates: Templates, source: str, lineno: int) -> None:
+    with pytest.raises(TemplateError) as exc:
+        templates.template(source)
+    assert str(exc.value).startswith("template syntax error: ")
+    assert exc.value.lineno == lineno
+
+
+# --------------------------------------------------------------------------- output limit
+
+
+def test_output_at_the_limit_is_fine(templates: Templates) -> None:
+    text = "x" * MAX_OUTPUT_CHARS
+    assert render(templates, "{{ text }}", text=text) == text
+
+
+def test_output_over_the_limit_raises(templates: Templates) -> None:
+    with pytest.raises(TemplateError) as exc:
+        render(templates, "{{ text }}!", text="x" * MAX_OUTPUT_CHARS)
+    assert str(exc.value) == (
+        f"output is {MAX_OUTPUT_CHARS + 1} characters (limit {MAX_OUTPUT_CHARS})"
+    )
+
+
+def test_output_blown_up_by_a_loop_raises(templates: Templates) -> None:
+    template = templates.template("{% for i in range(5000) %}{{ contact }}{% endfor %}")
+    with pytest.raises(TemplateError, match=f"limit {MAX_OUTPUT_CHARS}"):
+        template.render(context())
+
+
+# --------------------------------------------------------------------------- expressions
+
+
+def test_expression_truthiness(templates: Templates) -> None:
+    expression = templates.expression("text | length > 3 and contact.startswith('+65')")
+    assert expression.source == "text | length > 3 and contact.startswith('+65')"
+    assert expression.evaluate(context(text="hello")) is True
+    assert expression.evaluate(context(text="hi")) is False
+    assert templates.expression("attachments").evaluate(context()) is False
+
+
+def test_expression_compile_errors(templates: Templates) -> None:
+    with pytest.raises(TemplateError, match="unknown variable 'nope'"):
+        templates.expression("nope == 1")
+    with pytest.raises(TemplateError, match="expression syntax error"):
+        templates.expression("text ==")
+    with pytest.raises(TemplateError, match="expression syntax error"):
+        templates.expression("text }}{{ contact")
+
+
+def test_expression_runtime_errors(templates: Templates) -> None:
+    with pytest.raises(TemplateError, match="UndefinedError"):
+        templates.expression("captures.x == 1").evaluate(context())
+    with pytest.raises(TemplateError, match="SecurityError"):
+        templates.expression("contact.__class__").evaluate(context())
+    with pytest.raises(TemplateError, match="ZeroDivisionError"):
+        templates.expression("1 / 0").evaluate(context())
+
+
+def test_expression_data_stays_data(templates: Templates) -> None:
+    assert templates.expression("text == '{{ 7*7 }}'").evaluate(context(text="{{ 7*7 }}"))
