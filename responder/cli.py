@@ -57,7 +57,10 @@ def _check(paths: list[str]) -> int:
             print(problem)
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
         return 1
-    print(f"ok: {len(ruleset.rules)} rule(s) in {len(ruleset.files)} file(s)")
+    print(
+        f"ok: {len(ruleset.rules)} rule(s) and {len(ruleset.dialogues)} dialogue(s) "
+        f"in {len(ruleset.files)} file(s)"
+    )
     return 0
 
 

@@ -7,13 +7,19 @@ caller can commit it atomically with the idempotency record. No aiohttp in here.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+from responder.appstate import AppState, Signer
 from responder.conditions import Captures, Scope
+from responder.conversations import Conversation, Timer, TimerWrite, conversation_key
+from responder.dialogues.machine import StepError
+from responder.dialogues.runner import ENDED_KINDS, Env, Runner, Step
 from responder.events import Event
 from responder.outbound import OutboundCall
 from responder.rules.model import Http, Rule, RuleSet, Sms
@@ -34,6 +40,9 @@ class Outcome:
     matched: tuple[str, ...] = ()
     limited: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
+    conversation: Conversation | None = None
+    expected_version: int = 0
+    timer: TimerWrite | None = None
 
 
 NOTHING = Outcome()
@@ -73,6 +82,7 @@ def template_context(event: Event, now: datetime) -> dict[str, Any]:
         "captures": {},
         "now": now,
         "rule": "",
+        "vars": {},
     }
 
 
@@ -96,19 +106,38 @@ class _Rendering:
         return value
 
 
+def _conversation_key(event: Event) -> str | None:
+    """The conversation an event may belong to: IVR by session, SMS by contact."""
+    if event.kind.startswith("ivr.") and event.session:
+        return conversation_key(event.channel, None, event.session)
+    if event.kind == "sms.received" and event.contact:
+        return conversation_key(event.channel, event.contact, None)
+    return None
+
+
+def _can_reply(event: Event) -> bool:
+    """Whether a text can go back in the webhook's answer (TextIt account events)."""
+    return event.provider == "textit" and event.kind != "flow.step"
+
+
 class Engine:
     """Matches events against one RuleSet; swap ``rules`` to reload."""
 
-    def __init__(self, rules: RuleSet, store: Store, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        rules: RuleSet,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        runner: Runner | None = None,
+    ):
         self.rules = rules
         self.store = store
         self.clock = clock
+        self.runner = runner or Runner(Signer(secrets.token_bytes(32)), None)
 
-    async def handle(self, event: Event, key: str) -> Outcome:
+    async def handle(self, event: Event, key: str, app_state: AppState | None = None) -> Outcome:
+        """Decide what ``event`` leads to. ``app_state`` is the verified Hoiio pass-on state."""
         rules = self.rules  # one reference for the whole event, even across a reload
-        candidates = rules.candidates(event.kind)
-        if not candidates:
-            return NOTHING
         now_ts = self.clock()
         now = datetime.fromtimestamp(now_ts, UTC)
         cache: dict[str, Any] = {}
@@ -119,6 +148,200 @@ class Engine:
             return cache["ctx"]  # type: ignore[no-any-return]
 
         scope = Scope(now=now, context=context)
+        conv_key = _conversation_key(event)
+        existing = await self.store.get_conversation(conv_key) if conv_key else None
+        if conv_key is not None:
+            taken = self._continue(
+                rules, event, key, app_state, existing, conv_key, now_ts, scope, context
+            )
+            if taken is not None:
+                return taken
+        for dialogue in rules.starts.get(event.kind, ()):
+            assert dialogue.start is not None
+            captures = self._test(dialogue.start.when, event, scope, f"dialogue {dialogue.name!r}")
+            if captures is None:
+                continue
+            target = conv_key or conversation_key(event.channel, event.contact, None)
+            previous = existing if target == conv_key else await self.store.get_conversation(target)
+            env = Env(event, key, now_ts, scope, context())
+            return self._run_step(
+                event,
+                partial(self.runner.start, dialogue, target, env, previous, captures),
+                env,
+                None,
+            )
+        if not rules.candidates(event.kind):
+            return NOTHING
+        return await self._match_rules(
+            rules, event, key, now_ts, scope, context, conv_key, existing
+        )
+
+    def _test(self, when: Any, event: Event, scope: Scope, what: str) -> Captures | None:
+        try:
+            captures: Captures | None = when.test(event, scope)
+        except TemplateError as exc:
+            log.error("%s: condition failed: %s", what, exc)
+            return None
+        return captures
+
+    def _continue(
+        self,
+        rules: RuleSet,
+        event: Event,
+        key: str,
+        app_state: AppState | None,
+        existing: Conversation | None,
+        conv_key: str,
+        now_ts: float,
+        scope: Scope,
+        context: Callable[[], Mapping[str, Any]],
+    ) -> Outcome | None:
+        """The outcome when an ongoing conversation takes the event, else None."""
+        conversation = existing
+        if app_state is not None:
+            if existing is None or existing.dialogue != app_state.dialogue:
+                # The store lost it (or never had it): the signed state is enough to go on.
+                conversation = Conversation(
+                    key=conv_key,
+                    dialogue=app_state.dialogue,
+                    state=app_state.state,
+                    channel=event.channel,
+                    provider=event.provider,
+                    contact=event.contact,
+                    session=event.session,
+                    seq=app_state.seq,
+                    started=now_ts,
+                    updated=now_ts,
+                    version=existing.version if existing else 0,
+                )
+                log.warning(
+                    "conversation %s restored from app_state %s", conv_key, app_state.encode()
+                )
+            elif existing.status != "active":
+                log.info("notification for ended conversation %s ignored", conv_key)
+                return NOTHING
+            elif existing.seq != app_state.seq or existing.state != app_state.state:
+                log.info(
+                    "stale notification for %s (at %s:%d, got %s) ignored",
+                    conv_key,
+                    existing.state,
+                    existing.seq,
+                    app_state.encode(),
+                )
+                return NOTHING
+        elif existing is None or not existing.active(now_ts):
+            return None
+        elif existing.session and event.kind not in ENDED_KINDS:
+            log.warning("unsigned %s for IVR conversation %s ignored", event.kind, conv_key)
+            return NOTHING
+        assert conversation is not None
+        env = Env(event, key, now_ts, scope, context())
+        dialogue = rules.dialogues.get(conversation.dialogue)
+        if dialogue is None or conversation.state not in dialogue.states:
+            why = (
+                f"dialogue {conversation.dialogue!r} no longer exists"
+                if dialogue is None
+                else f"state {conversation.state!r} no longer exists in {conversation.dialogue!r}"
+            )
+            log.warning("conversation %s ends: %s", conv_key, why)
+            current = conversation
+            return self._run_step(event, partial(self.runner.abandon, current, env, why), env, None)
+        found = conversation
+        return self._run_step(event, partial(self.runner.step, dialogue, found, env), env, found)
+
+    def _run_step(
+        self,
+        event: Event,
+        make: Callable[[], Step],
+        env: Env,
+        current: Conversation | None,
+        prefix: Outcome | None = None,
+    ) -> Outcome:
+        try:
+            step = make()
+        except (TemplateError, StepError) as exc:
+            log.error("dialogue step failed for %s: %s", event.contact or event.session, exc)
+            if current is not None and current.session:
+                step = self.runner.abandon(current, env, f"error: {exc}")
+            else:
+                return Outcome(errors=(f"dialogue: {exc}",))
+        for note in step.notes:
+            log.info("%s", note)
+        if not step.changed:
+            return NOTHING if prefix is None else prefix
+        reply_text = prefix.reply_text if prefix else None
+        calls = list(prefix.calls) if prefix else []
+        texts = list(step.texts)
+        if texts and reply_text is None and _can_reply(event):
+            reply_text = texts.pop(0)
+        for text in texts:
+            step.calls.append(self.runner.text_call(env, step, text))
+        calls.extend(step.calls)
+        if event.provider == "hoiio" and reply_text is not None and prefix is None:
+            calls.append(
+                _hoiio_sms(
+                    f"{env.event_key}#r",
+                    event.contact,
+                    reply_text,
+                    f"dialogue:{step.conversation.dialogue}",
+                )
+            )
+            reply_text = None
+        return Outcome(
+            reply_text=reply_text,
+            variables=prefix.variables if prefix else None,
+            calls=tuple(calls),
+            hits=prefix.hits if prefix else (),
+            matched=(prefix.matched if prefix else ())
+            + (f"dialogue:{step.conversation.dialogue}",),
+            limited=prefix.limited if prefix else (),
+            errors=prefix.errors if prefix else (),
+            conversation=step.conversation,
+            expected_version=step.expected_version,
+            timer=step.timer,
+        )
+
+    async def handle_timer(self, timer: Timer) -> tuple[Outcome, str]:
+        """What a due timer leads to, and the idempotency key of its firing."""
+        key = f"timer:{timer.key}:{timer.seq}"
+        conversation = await self.store.get_conversation(timer.key)
+        now_ts = self.clock()
+        clear = Outcome(timer=TimerWrite(timer.key, None))
+        if conversation is None or conversation.status != "active" or conversation.seq != timer.seq:
+            return clear, key
+        dialogue = self.rules.dialogues.get(conversation.dialogue)
+        state = dialogue.states.get(conversation.state) if dialogue else None
+        event = Event(
+            provider=conversation.provider,
+            channel=conversation.channel,
+            kind="dialogue.timeout",
+            contact=conversation.contact,
+            session=conversation.session,
+        )
+        now = datetime.fromtimestamp(now_ts, UTC)
+        context = template_context(event, now)
+        env = Env(event, key, now_ts, Scope(now=now, context=lambda: context), context)
+        if dialogue is None or state is None or state.wait is None:
+            why = "dialogue or state no longer exists"
+            return self._run_step(
+                event, partial(self.runner.abandon, conversation, env, why), env, None
+            ), key
+        return self._run_step(
+            event, partial(self.runner.timeout, dialogue, conversation, env), env, conversation
+        ), key
+
+    async def _match_rules(
+        self,
+        rules: RuleSet,
+        event: Event,
+        key: str,
+        now_ts: float,
+        scope: Scope,
+        context: Callable[[], Mapping[str, Any]],
+        conv_key: str | None,
+        existing: Conversation | None,
+    ) -> Outcome:
+        candidates = rules.candidates(event.kind)
         reply_text: str | None = None
         variables: dict[str, Any] | None = None
         calls: list[OutboundCall] = []
@@ -127,6 +350,7 @@ class Engine:
         limited: list[str] = []
         errors: list[str] = []
         reply_rule = ""
+        start: tuple[str, Captures] | None = None
         for rule in candidates:
             try:
                 captures = rule.when.test(event, scope)
@@ -160,28 +384,66 @@ class Engine:
             elif text is not None or rule_vars is not None:
                 log.warning("rule %r: a reply was already chosen; its reply is ignored", rule.name)
             calls.extend(rule_calls)
+            if rule.start is not None and start is None:
+                start = (rule.start, captures)
             if not rule.cont:
                 break
-        if event.provider == "hoiio" and reply_text is not None:
-            # Hoiio ignores response bodies: a reply goes back as an SMS, credited to the rule
-            # that chose the reply (not merely the first rule that matched).
-            if event.contact:
-                calls.append(
-                    _hoiio_sms(f"{key}#{len(calls)}", event.contact, reply_text, reply_rule)
-                )
-            else:
-                errors.append(f"rule {reply_rule!r}: reply has no recipient (no contact)")
-                log.error("rule %r: cannot reply by SMS: the event has no contact", reply_rule)
-            reply_text = None
-        return Outcome(
-            reply_text,
-            variables,
-            tuple(calls),
-            tuple(hits),
-            tuple(matched),
-            tuple(limited),
-            tuple(errors),
+        if start is not None:
+            dialogue = rules.dialogues[start[0]]
+            target = conv_key or conversation_key(event.channel, event.contact, None)
+            previous = existing if target == conv_key else await self.store.get_conversation(target)
+            prefix = Outcome(
+                reply_text,
+                variables,
+                tuple(calls),
+                tuple(hits),
+                tuple(matched),
+                tuple(limited),
+                tuple(errors),
+            )
+            env = Env(event, key, now_ts, scope, context(), len(calls))
+            captured = start[1]
+            outcome = self._run_step(
+                event,
+                partial(self.runner.start, dialogue, target, env, previous, captured),
+                env,
+                None,
+                prefix,
+            )
+            reply_text, calls = outcome.reply_text, list(outcome.calls)
+            if outcome.conversation is None:
+                return self._hoiio_reply(event, key, outcome, reply_rule)
+            return self._hoiio_reply(event, key, outcome, reply_rule)
+        return self._hoiio_reply(
+            event,
+            key,
+            Outcome(
+                reply_text,
+                variables,
+                tuple(calls),
+                tuple(hits),
+                tuple(matched),
+                tuple(limited),
+                tuple(errors),
+            ),
+            reply_rule,
         )
+
+    def _hoiio_reply(self, event: Event, key: str, outcome: Outcome, reply_rule: str) -> Outcome:
+        if event.provider != "hoiio" or outcome.reply_text is None:
+            return outcome
+        # Hoiio ignores response bodies: a reply goes back as an SMS, credited to the rule
+        # that chose the reply (not merely the first rule that matched).
+        calls = list(outcome.calls)
+        errors = list(outcome.errors)
+        if event.contact:
+            calls.append(
+                _hoiio_sms(f"{key}#{len(calls)}", event.contact, outcome.reply_text, reply_rule)
+            )
+        else:
+            errors.append(f"rule {reply_rule!r}: reply has no recipient (no contact)")
+            log.error("rule %r: cannot reply by SMS: the event has no contact", reply_rule)
+        return replace(outcome, reply_text=None, calls=tuple(calls), errors=tuple(errors))
 
     def _run(
         self,

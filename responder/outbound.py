@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from responder.conversations import Conversation, TimerWrite
+
 
 @dataclass(frozen=True, slots=True)
 class OutboundCall:
@@ -45,7 +47,11 @@ class StoredResponse:
 
 @dataclass(frozen=True, slots=True)
 class Commit:
-    """Everything one webhook changes, written together or not at all."""
+    """Everything one webhook changes, written together or not at all.
+
+    ``conversation`` is written only if the stored one still has ``expected_version``
+    (0: there is none yet); otherwise the commit fails with ConflictError.
+    """
 
     key: str
     response: StoredResponse
@@ -53,6 +59,9 @@ class Commit:
     hits: tuple[str, ...] = ()
     now: float = 0.0
     ttl: float = 7 * 86400.0
+    conversation: Conversation | None = None
+    expected_version: int = 0
+    timer: TimerWrite | None = None
 
 
 @dataclass(frozen=True, slots=True)

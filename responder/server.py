@@ -13,8 +13,12 @@ import aiohttp
 from aiohttp import web
 
 from responder import __version__
+from responder.appstate import AppState, AppStateError, Signer, looks_like_ours
 from responder.clients.delivery import Delivery
 from responder.clients.sender import Sender
+from responder.conversations import ConflictError
+from responder.conversations import conversation_key as conversation_key_of
+from responder.dialogues.runner import Runner
 from responder.engine import Engine
 from responder.errors import BadRequest, ResponderError, StoreError, Unauthorized
 from responder.events import Event
@@ -27,6 +31,7 @@ from responder.rules.model import RuleSet
 from responder.settings import Settings
 from responder.stores import open_store
 from responder.stores.base import Store
+from responder.timers import TimerWorker
 
 log = logging.getLogger("responder.server")
 
@@ -37,14 +42,17 @@ DELIVERY = web.AppKey("delivery", Delivery)
 LOCKS = web.AppKey("locks", KeyedLocks)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
+TIMERS = web.AppKey("timers", TimerWorker)
+
 PURGE_EVERY = 3600.0
+CONFLICT_RETRIES = 5
 
 
 def conversation_key(event: Event) -> str:
     """Events of one conversation are handled one after the other."""
     if event.session:
-        return f"{event.channel}:session:{event.session}"
-    return f"{event.channel}:contact:{event.contact or event.contact_uuid or '-'}"
+        return conversation_key_of(event.channel, None, event.session)
+    return conversation_key_of(event.channel, event.contact or event.contact_uuid, None)
 
 
 @web.middleware
@@ -100,6 +108,7 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         log.warning("%s webhook: %s", channel, note)
     if event.kind == "unknown":
         log.info("%s webhook: unknown event %r ignored", channel, event.provider_event)
+    app_state = _verified_state(app, event)
     key = provider.idempotency_key(event, wreq)
     store = app[STORE]
     stored = await store.get_response(key)
@@ -107,7 +116,7 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         async with app[LOCKS].hold(conversation_key(event)):
             stored = await store.get_response(key)
             if stored is None:
-                stored = await _process(app, event, key)
+                stored = await _process(app, event, key, app_state)
             else:
                 log.info("replayed %s", key)
     else:
@@ -117,16 +126,50 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _process(app: web.Application, event: Event, key: str) -> StoredResponse:
+def _verified_state(app: web.Application, event: Event) -> AppState | None:
+    """The pass-on state of a Hoiio notification, verified; forged or unsigned is refused."""
+    if event.provider != "hoiio" or event.app_state is None:
+        return None
+    if not event.raw.get("sig") and not looks_like_ours(event.app_state):
+        # Somebody else's pass-on parameter (another app on the same number): not ours to
+        # verify, and it carries no dialogue state.
+        return None
+    try:
+        return app[ENGINE].runner.signer.verify(
+            event.session, event.app_state, event.raw.get("sig")
+        )
+    except AppStateError as exc:
+        raise Unauthorized(f"app_state refused: {exc}", status=403) from None
+
+
+async def _process(
+    app: web.Application, event: Event, key: str, app_state: AppState | None
+) -> StoredResponse:
     engine = app[ENGINE]
-    outcome = await engine.handle(event, key)
     provider = PROVIDERS[event.provider]
-    reply = provider.reply(event, outcome.reply_text, outcome.variables)
-    response = StoredResponse(reply.status, reply.content_type, reply.body)
-    commit = Commit(
-        key, response, outcome.calls, outcome.hits, app[CLOCK](), app[SETTINGS].idempotency_ttl
-    )
-    stored, fresh = await app[STORE].commit(commit)
+    for attempt in range(1, CONFLICT_RETRIES + 1):
+        outcome = await engine.handle(event, key, app_state)
+        reply = provider.reply(event, outcome.reply_text, outcome.variables)
+        response = StoredResponse(reply.status, reply.content_type, reply.body)
+        commit = Commit(
+            key,
+            response,
+            outcome.calls,
+            outcome.hits,
+            app[CLOCK](),
+            app[SETTINGS].idempotency_ttl,
+            outcome.conversation,
+            outcome.expected_version,
+            outcome.timer,
+        )
+        try:
+            stored, fresh = await app[STORE].commit(commit)
+            break
+        except ConflictError as exc:
+            # Another process moved the conversation on: decide again from its new state.
+            log.info("conflict on %s (attempt %d): %s", key, attempt, exc)
+    else:
+        raise StoreError(f"conversation kept changing under {key}; gave up")
     log.info(
         "%s %s from %s: rules %s, %d call(s)%s",
         event.channel,
@@ -152,17 +195,32 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     await store.open()
     session = aiohttp.ClientSession(headers={"User-Agent": f"responder/{__version__}"})
-    delivery = Delivery(store, Sender(app[SETTINGS], session), clock=app[CLOCK])
+    settings = app[SETTINGS]
+    key = settings.state_key.encode() if settings.state_key else await store.secret("app_state")
+    engine = app[ENGINE]
+    engine.runner = Runner(Signer(key), settings.public_url)
+    if not settings.public_url and any(d.mode == "ivr" for d in engine.rules.dialogues.values()):
+        log.warning(
+            "RESPONDER_PUBLIC_URL is not set: IVR dialogues cannot give Hoiio a "
+            "notify_url and will hang up"
+        )
+    delivery = Delivery(store, Sender(settings, session), clock=app[CLOCK])
     app[DELIVERY] = delivery
+    timers = TimerWorker(store, engine, app[LOCKS], delivery, clock=app[CLOCK])
+    app[TIMERS] = timers
     worker = asyncio.create_task(delivery.run(), name="delivery")
+    timer_task = asyncio.create_task(timers.run(), name="timers")
     purger = asyncio.create_task(_purge(store, app[CLOCK]), name="purge")
     try:
         yield
     finally:
         delivery.stop()
+        timers.stop()
         purger.cancel()
         with suppress(asyncio.CancelledError):
             await purger
+        with suppress(asyncio.CancelledError):
+            await timer_task
         try:
             await asyncio.wait_for(worker, 10)
         except TimeoutError:

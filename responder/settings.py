@@ -21,6 +21,7 @@ class Settings:
     store: str = "sqlite:///responder.db"
     public_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
+    state_key: str | None = field(default=None, repr=False)
     hoiio_app_id: str | None = None
     hoiio_access_token: str | None = field(default=None, repr=False)
     hoiio_api_url: str = "https://secure.hoiio.com/open"
@@ -45,6 +46,7 @@ class Settings:
         text("RESPONDER_STORE", "store")
         text("RESPONDER_PUBLIC_URL", "public_url")
         text("RESPONDER_WEBHOOK_SECRET", "webhook_secret")
+        text("RESPONDER_STATE_KEY", "state_key")
         text("RESPONDER_HOST", "host")
         text("RESPONDER_LOG_LEVEL", "log_level")
         text("HOIIO_APP_ID", "hoiio_app_id")
@@ -78,6 +80,8 @@ class Settings:
         ):
             if not url.startswith(("http://", "https://")):
                 raise SettingsError(key, f"{url!r} is not an http(s) URL")
+        if self.state_key is not None and len(self.state_key) < 16:
+            raise SettingsError("RESPONDER_STATE_KEY", "must be at least 16 characters")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise SettingsError("RESPONDER_PUBLIC_URL", "must start with http:// or https://")
 

@@ -31,6 +31,7 @@ CONTEXT_NAMES: Final[frozenset[str]] = frozenset(
         "attachments",
         "now",
         "rule",
+        "vars",
     }
 )
 

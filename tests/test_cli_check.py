@@ -38,7 +38,7 @@ EXPECTED: list[tuple[str, int, str]] = [
     ("04_semantics.yaml", 6, "rules[0].when.text.regex: bad regex '(unclosed'"),
     ("04_semantics.yaml", 11, "rules[1].reply.text: template syntax error"),
     ("04_semantics.yaml", 15, "rules[2].reply.text: unknown variable 'customer_name'"),
-    ("04_semantics.yaml", 16, "rule 'no-action' has no action (reply, hangup, sms, http)"),
+    ("04_semantics.yaml", 16, "rule 'no-action' has no action (reply, hangup, sms, http, start)"),
     ("04_semantics.yaml", 21, "rules[4].reply.json: flow variables need a rule that is only"),
     ("04_semantics.yaml", 25, "rules[5].hangup: hangup needs a rule that is only on ivr.*"),
     ("05_time.yaml", 6, "rules[0].when.time.timezone: unknown timezone 'Mars/Olympus_Mons'"),
@@ -135,7 +135,7 @@ def test_duplicate_names_need_both_files(capsys: pytest.CaptureFixture[str]) -> 
 def test_shipped_default_rules_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_check(capsys, REPO / "rules")
     assert code == 0, out
-    assert re.fullmatch(r"ok: \d+ rule\(s\) in \d+ file\(s\)\n", out)
+    assert re.fullmatch(r"ok: \d+ rule\(s\) and \d+ dialogue\(s\) in \d+ file\(s\)\n", out)
     assert err == ""
 
 
@@ -143,14 +143,14 @@ def test_valid_directory(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_check(capsys, VALID)
     assert code == 0, out
     # README.md is not a rule file; flows/30_survey.yaml is found recursively; .yml counts.
-    assert out == "ok: 6 rule(s) in 3 file(s)\n"
+    assert out == "ok: 6 rule(s) and 0 dialogue(s) in 3 file(s)\n"
     assert err == ""
 
 
 def test_several_valid_paths(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_check(capsys, VALID / "10_sms.yaml", VALID / "20_ivr.yml")
     assert code == 0
-    assert out == "ok: 5 rule(s) in 2 file(s)\n"
+    assert out == "ok: 5 rule(s) and 0 dialogue(s) in 2 file(s)\n"
 
 
 def test_missing_path_is_reported(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -525,7 +525,7 @@ HTTP: Final = Obj(
     ),
 )
 
-ACTION_KEYS: Final = ("reply", "hangup", "sms", "http")
+ACTION_KEYS: Final = ("reply", "hangup", "sms", "http", "start")
 
 RULE_FIELDS: Final = {
     "name": Field(
@@ -549,6 +549,14 @@ RULE_FIELDS: Final = {
     "hangup": Field(HANGUP),
     "sms": Field(ListOf(SMS, "One SMS or a list.")),
     "http": Field(ListOf(HTTP, "One webhook call or a list.")),
+    "start": Field(
+        Str(
+            "Start this dialogue for the event's contact (or call).",
+            max_len=64,
+            pattern=r"[A-Za-z0-9_.-]+",
+            pattern_hint="a dialogue name",
+        )
+    ),
 }
 
 
@@ -591,6 +599,7 @@ def _build_rule(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
         hangup=fields["hangup"],
         sms=fields["sms"] or (),
         http=fields["http"] or (),
+        start=fields["start"],
         description=fields["description"],
     )
 
@@ -601,8 +610,18 @@ RULE: Final = Obj(
     RULE_FIELDS, "One rule: when an event matches, do its actions.", build=_build_rule
 )
 
+
+def _dialogues_spec() -> Spec:
+    from responder.dialogues.language import DIALOGUE  # the dialogue language builds on this one
+
+    return ListOf(DIALOGUE, "The dialogues of this file.", single=False, partial=True)
+
+
 FILE: Final = Obj(
-    {"rules": Field(ListOf(RULE, "The rules of this file.", single=False, partial=True))},
+    {
+        "rules": Field(ListOf(RULE, "The rules of this file.", single=False, partial=True)),
+        "dialogues": Field(_dialogues_spec),
+    },
     "A responder rules file.",
     title="responder rules file",
 )

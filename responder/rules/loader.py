@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
+from responder.dialogues.model import Dialogue
 from responder.errors import Problem, RulesError
 from responder.rules.language import FILE
 from responder.rules.model import Rule, RuleSet
@@ -43,6 +44,7 @@ def load_rules(paths: Iterable[str | Path], templates: Templates | None = None) 
     files, problems = rule_files(paths)
     rules: list[Rule] = []
     first_seen: dict[str, Rule] = {}
+    dialogues: dict[str, Dialogue] = {}
     for path in files:
         name = str(path)
         try:
@@ -68,11 +70,25 @@ def load_rules(paths: Iterable[str | Path], templates: Templates | None = None) 
         ctx = Ctx(name, templates)
         parsed = FILE.parse(tree, 1, ctx, "")
         problems.extend(ctx.problems)
-        if parsed is INVALID or parsed.get("rules") is None:
-            if parsed is not INVALID:
-                problems.append(Problem(name, 1, "missing required key 'rules'"))
+        if parsed is INVALID:
             continue
-        for rule in parsed["rules"]:
+        if parsed.get("rules") is None and parsed.get("dialogues") is None:
+            problems.append(Problem(name, 1, "expected a 'rules:' or 'dialogues:' list"))
+            continue
+        for dialogue in parsed.get("dialogues") or ():
+            seen = dialogues.get(dialogue.name)
+            if seen is not None:
+                problems.append(
+                    Problem(
+                        name,
+                        dialogue.line,
+                        f"duplicate dialogue name "
+                        f"{dialogue.name!r} (first at {seen.file}:{seen.line})",
+                    )
+                )
+                continue
+            dialogues[dialogue.name] = dialogue
+        for rule in parsed.get("rules") or ():
             earlier = first_seen.get(rule.name)
             if earlier is not None:
                 problems.append(
@@ -86,6 +102,15 @@ def load_rules(paths: Iterable[str | Path], templates: Templates | None = None) 
                 continue
             first_seen[rule.name] = rule
             rules.append(dataclasses.replace(rule, order=len(rules)))
+    for rule in rules:
+        if rule.start is not None and rule.start not in dialogues:
+            problems.append(
+                Problem(
+                    rule.file,
+                    rule.line,
+                    f"rule {rule.name!r} starts unknown dialogue {rule.start!r}",
+                )
+            )
     if problems:
         raise RulesError(problems)
-    return RuleSet.build(rules, [str(f) for f in files])
+    return RuleSet.build(rules, [str(f) for f in files], list(dialogues.values()))

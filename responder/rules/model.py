@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from responder.conditions import AllOf
 from responder.templates import Template
+
+if TYPE_CHECKING:
+    from responder.dialogues.model import Dialogue
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class Rule:
     hangup: Hangup | None = None
     sms: tuple[Sms, ...] = ()
     http: tuple[Http, ...] = ()
+    start: str | None = None  # a dialogue to start
     description: str | None = None
 
 
@@ -78,15 +82,35 @@ class RuleSet:
     rules: tuple[Rule, ...]
     files: tuple[str, ...]
     by_kind: Mapping[str, tuple[Rule, ...]]
+    dialogues: Mapping[str, Dialogue] = field(default_factory=dict)
+    starts: Mapping[str, tuple[Dialogue, ...]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, rules: list[Rule], files: list[str]) -> RuleSet:
+    def build(
+        cls, rules: list[Rule], files: list[str], dialogues: list[Dialogue] | None = None
+    ) -> RuleSet:
         ordered = tuple(sorted(rules, key=lambda r: (-r.priority, r.order)))
         index: dict[str, list[Rule]] = {}
         for rule in ordered:
             for kind in rule.kinds:
                 index.setdefault(kind, []).append(rule)
-        return cls(ordered, tuple(files), {k: tuple(v) for k, v in index.items()})
+        by_name = {d.name: d for d in dialogues or ()}
+        starts: dict[str, list[Dialogue]] = {}
+        startable = [d for d in dialogues or () if d.start is not None]
+        ranked = sorted(
+            enumerate(startable), key=lambda p: (-(p[1].start.priority if p[1].start else 0), p[0])
+        )
+        for _, dialogue in ranked:
+            assert dialogue.start is not None
+            for kind in dialogue.start.kinds:
+                starts.setdefault(kind, []).append(dialogue)
+        return cls(
+            ordered,
+            tuple(files),
+            {k: tuple(v) for k, v in index.items()},
+            by_name,
+            {k: tuple(v) for k, v in starts.items()},
+        )
 
     def candidates(self, kind: str) -> tuple[Rule, ...]:
         return self.by_kind.get(kind, ())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from responder.conversations import Conversation, Timer
 from responder.outbound import Commit, OutboxItem, StoredResponse
 
 
@@ -25,6 +26,19 @@ class Store(Protocol):
         ...
 
     async def count_hits(self, key: str, since: float) -> int: ...
+
+    async def secret(self, name: str) -> bytes:
+        """A random 32-byte secret created once and shared by every process on this store."""
+        ...
+
+    async def get_conversation(self, key: str) -> Conversation | None: ...
+
+    async def claim_timers(self, now: float, lease: float, limit: int) -> list[Timer]:
+        """Timers due by ``now``, leased for ``lease`` seconds (fired once unless the lease
+        runs out before the firing commits)."""
+        ...
+
+    async def count_conversations(self, status: str = "active") -> int: ...
 
     async def claim_outbox(self, now: float, lease: float, limit: int) -> list[OutboxItem]:
         """Pending items due by ``now``, leased for ``lease`` seconds so no one else takes them."""

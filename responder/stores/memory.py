@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import bisect
+import secrets
 from dataclasses import dataclass
 
+from responder.conversations import ConflictError, Conversation, Timer
 from responder.outbound import Commit, OutboundCall, OutboxItem, StoredResponse
 
 HIT_HORIZON = 31 * 86400.0  # hits older than this cannot matter to any limit
@@ -25,6 +27,9 @@ class MemoryStore:
         self._responses: dict[str, tuple[StoredResponse, float]] = {}
         self._outbox: dict[str, _Row] = {}
         self._hits: dict[str, list[float]] = {}
+        self._conversations: dict[str, Conversation] = {}
+        self._timers: dict[str, list[float]] = {}
+        self._secrets: dict[str, bytes] = {}  # key -> [due, seq, next offer]
 
     async def open(self) -> None:
         return None
@@ -44,13 +49,55 @@ class MemoryStore:
         # Store what a durable backend would read back, and fail (writing nothing) on a call
         # it could not store: serialise every call before the first write.
         calls = [OutboundCall.from_json(call.to_json()) for call in commit.calls]
+        conversation = None
+        if commit.conversation is not None:
+            key = commit.conversation.key
+            stored = self._conversations.get(key)
+            version = stored.version if stored else 0
+            if version != commit.expected_version:
+                raise ConflictError(
+                    f"conversation {key!r} is at version {version}, "
+                    f"expected {commit.expected_version}"
+                )
+            conversation = Conversation.from_json(
+                commit.conversation.with_version(version + 1).to_json()
+            )
         self._responses[commit.key] = (commit.response, commit.now + commit.ttl)
         for call in calls:
             if call.key not in self._outbox:
                 self._outbox[call.key] = _Row(call, commit.now, commit.now)
         for key in commit.hits:
             bisect.insort(self._hits.setdefault(key, []), commit.now)
+        if conversation is not None:
+            self._conversations[conversation.key] = conversation
+        if commit.timer is not None:
+            if commit.timer.due is None:
+                self._timers.pop(commit.timer.key, None)
+            else:
+                self._timers[commit.timer.key] = [
+                    commit.timer.due,
+                    commit.timer.seq,
+                    commit.timer.due,
+                ]
         return commit.response, True
+
+    async def secret(self, name: str) -> bytes:
+        return self._secrets.setdefault(name, secrets.token_bytes(32))
+
+    async def get_conversation(self, key: str) -> Conversation | None:
+        return self._conversations.get(key)
+
+    async def claim_timers(self, now: float, lease: float, limit: int) -> list[Timer]:
+        due = sorted((t[2], k) for k, t in self._timers.items() if t[2] <= now)[:limit]
+        out = []
+        for _, key in due:
+            timer = self._timers[key]
+            timer[2] = now + lease
+            out.append(Timer(key, timer[0], int(timer[1])))
+        return out
+
+    async def count_conversations(self, status: str = "active") -> int:
+        return sum(1 for c in self._conversations.values() if c.status == status)
 
     async def count_hits(self, key: str, since: float) -> int:
         times = self._hits.get(key, [])

@@ -7,12 +7,14 @@ coroutines can never interleave statements inside another call's transaction.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from responder.conversations import ConflictError, Conversation, Timer
 from responder.errors import StoreError
 from responder.outbound import Commit, OutboundCall, OutboxItem, StoredResponse
 from responder.stores.memory import HIT_HORIZON
@@ -42,7 +44,42 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_at);
 CREATE TABLE IF NOT EXISTS hits (key TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS hits_key_at ON hits (key, at);
+CREATE TABLE IF NOT EXISTS conversations (
+    key TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (status, updated);
+CREATE TABLE IF NOT EXISTS timers (
+    key TEXT PRIMARY KEY,
+    due REAL NOT NULL,
+    seq INTEGER NOT NULL,
+    offer REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timers_offer ON timers (offer);
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
+
+
+def _write_conversation(db: sqlite3.Connection, commit: Commit) -> None:
+    conversation = commit.conversation
+    assert conversation is not None
+    row = db.execute(
+        "SELECT version FROM conversations WHERE key = ?", (conversation.key,)
+    ).fetchone()
+    version = row[0] if row else 0
+    if version != commit.expected_version:
+        raise ConflictError(
+            f"conversation {conversation.key!r} is at version {version}, "
+            f"expected {commit.expected_version}"
+        )
+    stored = conversation.with_version(version + 1)
+    db.execute(
+        "INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?, ?)",
+        (stored.key, stored.to_json(), stored.version, stored.status, stored.updated),
+    )
 
 
 class SqliteStore:
@@ -144,9 +181,61 @@ class SqliteStore:
                 [(c.key, c.to_json(), commit.now, commit.now) for c in commit.calls],
             )
             db.executemany("INSERT INTO hits VALUES (?, ?)", [(k, commit.now) for k in commit.hits])
+            if commit.conversation is not None:
+                _write_conversation(db, commit)
+            if commit.timer is not None:
+                timer = commit.timer
+                if timer.due is None:
+                    db.execute("DELETE FROM timers WHERE key = ?", (timer.key,))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?)",
+                        (timer.key, timer.due, timer.seq, timer.due),
+                    )
             return r, True
 
         return await self._run(lambda: self._tx(write))
+
+    async def secret(self, name: str) -> bytes:
+        def write(db: sqlite3.Connection) -> bytes:
+            db.execute(
+                "INSERT OR IGNORE INTO secrets VALUES (?, ?)", (name, secrets.token_bytes(32))
+            )
+            row = db.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+            return bytes(row[0])
+
+        return await self._run(lambda: self._tx(write))
+
+    async def get_conversation(self, key: str) -> Conversation | None:
+        def read() -> Conversation | None:
+            row = self._db.execute(
+                "SELECT data, version FROM conversations WHERE key = ?", (key,)
+            ).fetchone()
+            return Conversation.from_json(row[0]).with_version(row[1]) if row else None
+
+        return await self._run(read)
+
+    async def claim_timers(self, now: float, lease: float, limit: int) -> list[Timer]:
+        def claim(db: sqlite3.Connection) -> list[Timer]:
+            rows = db.execute(
+                "SELECT key, due, seq FROM timers WHERE offer <= ? ORDER BY offer LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE timers SET offer = ? WHERE key = ?", [(now + lease, r[0]) for r in rows]
+            )
+            return [Timer(r[0], r[1], r[2]) for r in rows]
+
+        return await self._run(lambda: self._tx(claim))
+
+    async def count_conversations(self, status: str = "active") -> int:
+        def read() -> int:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM conversations WHERE status = ?", (status,)
+            ).fetchone()
+            return int(row[0])
+
+        return await self._run(read)
 
     async def count_hits(self, key: str, since: float) -> int:
         def read() -> int:

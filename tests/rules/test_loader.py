@@ -494,7 +494,7 @@ def test_rule_needs_an_action(tmp_path: Path) -> None:
     path = write(tmp_path, "rules.yaml", "rules:\n  - name: idle\n    on: sms.received\n")
     [problem] = problems_of([path])
     assert problem == Problem(
-        str(path), 2, "rules[0]: rule 'idle' has no action (reply, hangup, sms, http)"
+        str(path), 2, "rules[0]: rule 'idle' has no action (reply, hangup, sms, http, start)"
     )
 
 
@@ -522,7 +522,7 @@ def test_empty_rules_list_is_fine(tmp_path: Path) -> None:
     ("text", "line", "message"),
     [
         ("# nothing here\n", 1, "empty rule file (expected a 'rules:' list)"),
-        ("{}\n", 1, "missing required key 'rules'"),
+        ("{}\n", 1, "expected a 'rules:' or 'dialogues:' list"),
         ("rules:\n", 1, "rules: expected a list, got null"),
         ("rules: {name: x}\n", 1, "rules: expected a list, got a mapping"),
         (

@@ -1,0 +1,67 @@
+"""Conversation state as stored: the position of one contact or call in one dialogue."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+class ConflictError(Exception):
+    """Someone else changed the conversation since it was read (compare-and-set failed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    key: str
+    dialogue: str
+    state: str
+    channel: str
+    provider: str
+    contact: str | None = None
+    session: str | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
+    visits: dict[str, int] = field(default_factory=dict)
+    seq: int = 0
+    version: int = 0  # bumped by the store on every write
+    status: str = "active"  # active or ended
+    outcome: str | None = None
+    started: float = 0.0
+    updated: float = 0.0
+    expires: float = 0.0
+
+    def active(self, now: float) -> bool:
+        return self.status == "active" and (self.expires == 0.0 or now < self.expires)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Conversation:
+        return cls(**json.loads(text))
+
+    def with_version(self, version: int) -> Conversation:
+        return replace(self, version=version)
+
+
+@dataclass(frozen=True, slots=True)
+class TimerWrite:
+    """Set (``due``) or clear (``due is None``) the one timer of a conversation."""
+
+    key: str
+    due: float | None
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    key: str
+    due: float
+    seq: int
+
+
+def conversation_key(channel: str, contact: str | None, session: str | None) -> str:
+    """IVR conversations follow the call's session; SMS ones the contact on a channel."""
+    if session:
+        return f"{channel}:ivr:{session}"
+    return f"{channel}:sms:{contact or '-'}"

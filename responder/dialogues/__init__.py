@@ -1,0 +1,1 @@
+"""Dialogues: multi-step IVR and SMS conversations as YAML state machines."""

@@ -1,0 +1,58 @@
+"""One ``transitions`` machine per dialogue definition, stepped with short-lived models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transitions import Machine, MachineError
+
+from responder.dialogues.model import Dialogue, edges
+
+
+class _Conversation:
+    """The per-event model: carries the state only while one step runs."""
+
+    state: str
+
+    def trigger(self, name: str) -> bool:  # replaced by transitions.add_model
+        raise NotImplementedError
+
+
+class StepError(Exception):
+    """A trigger that is not allowed from the conversation's state."""
+
+
+class DialogueMachine:
+    """Validates and performs moves between states of one dialogue.
+
+    The machine is built once, at load time; each step adds one model restored at its
+    stored state (``initial=`` so nothing resets) and removes it again, so no model per
+    conversation stays resident.
+    """
+
+    def __init__(self, dialogue: Dialogue) -> None:
+        self.dialogue = dialogue
+        transitions = [
+            {"trigger": trigger, "source": source, "dest": dest}
+            for source, trigger, dest in edges(dialogue)
+        ]
+        self.machine: Any = Machine(
+            model=None,
+            states=list(dialogue.states),
+            transitions=transitions,
+            initial=dialogue.initial,
+            auto_transitions=False,
+            ignore_invalid_triggers=False,
+        )
+
+    def fire(self, current: str, trigger: str) -> str:
+        """The state reached from ``current`` by ``trigger``; StepError if not allowed."""
+        model = _Conversation()
+        self.machine.add_model(model, initial=current)
+        try:
+            model.trigger(trigger)
+        except (MachineError, AttributeError, ValueError) as exc:
+            raise StepError(f"{self.dialogue.name}: {trigger!r} from {current!r}: {exc}") from None
+        finally:
+            self.machine.remove_model(model)
+        return model.state

@@ -1,0 +1,477 @@
+"""Step a conversation through its dialogue: choose the transition, enter the next state,
+and say what that means — texts for the contact, IVR blocks and other calls, a timer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from responder.appstate import AppState, Signer
+from responder.conditions import Captures, Scope
+from responder.conversations import Conversation, TimerWrite
+from responder.dialogues import model as m
+from responder.dialogues.machine import DialogueMachine
+from responder.events import Event
+from responder.outbound import OutboundCall
+from responder.templates import Template, TemplateError
+
+log = logging.getLogger("responder.dialogue")
+
+# A chain of states entered without waiting (next: ...) longer than this is a loop.
+MAX_CHAIN: Final = 20
+HOIIO_MSG_MAX: Final = 1000
+ENDED_KINDS: Final = frozenset({"ivr.ended", "ivr.hangup"})
+
+
+@dataclass(slots=True)
+class Step:
+    """What one dialogue step produced."""
+
+    conversation: Conversation
+    expected_version: int
+    texts: list[str] = field(default_factory=list)
+    calls: list[OutboundCall] = field(default_factory=list)
+    timer: TimerWrite | None = None
+    notes: list[str] = field(default_factory=list)
+    changed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Env:
+    """Everything a step needs besides the dialogue and the conversation."""
+
+    event: Event
+    event_key: str
+    now: float
+    scope: Scope
+    base_context: Mapping[str, Any]
+    call_offset: int = 0
+
+
+class Runner:
+    """Runs dialogues; IVR blocks carry a signed app_state in their notify_url."""
+
+    def __init__(self, signer: Signer, public_url: str | None) -> None:
+        self.signer = signer
+        self.public_url = public_url.rstrip("/") if public_url else None
+
+    # -- entry points ------------------------------------------------------------------
+
+    def start(
+        self,
+        dialogue: m.Dialogue,
+        key: str,
+        env: Env,
+        previous: Conversation | None,
+        captures: Captures | None = None,
+    ) -> Step:
+        event = env.event
+        conversation = Conversation(
+            key=key,
+            dialogue=dialogue.name,
+            state=dialogue.initial,
+            channel=event.channel,
+            provider=event.provider,
+            contact=event.contact,
+            session=event.session if dialogue.mode == "ivr" else None,
+            vars={"captures": dict(captures)} if captures else {},
+            started=env.now,
+            updated=env.now,
+            expires=self._expiry(dialogue, env.now),
+        )
+        step = Step(conversation, previous.version if previous else 0)
+        self._enter(dialogue, step, dialogue.initial, env, None)
+        step.notes.append(f"dialogue {dialogue.name!r} started in {step.conversation.state!r}")
+        return step
+
+    def step(self, dialogue: m.Dialogue, conversation: Conversation, env: Env) -> Step:
+        event = env.event
+        step = Step(
+            replace(conversation, updated=env.now, expires=self._expiry(dialogue, env.now)),
+            conversation.version,
+        )
+        state = dialogue.states[conversation.state]
+        if event.kind in ENDED_KINDS:
+            self._end(step, conversation.outcome or state.outcome or f"call ended in {state.name}")
+            return step
+        if dialogue.mode == "ivr":
+            self._step_ivr(dialogue, state, step, env)
+        else:
+            self._step_sms(dialogue, state, step, env)
+        return step
+
+    def timeout(self, dialogue: m.Dialogue, conversation: Conversation, env: Env) -> Step:
+        state = dialogue.states[conversation.state]
+        step = Step(replace(conversation, updated=env.now), conversation.version)
+        assert state.wait is not None
+        target, trigger = self._target(
+            dialogue, conversation, state.wait.goto, None, None, f"{state.name}:timeout"
+        )
+        self._move(dialogue, step, target, trigger, env, {})
+        return step
+
+    def abandon(self, conversation: Conversation, env: Env, why: str) -> Step:
+        """End a conversation whose dialogue or state no longer exists (rules changed)."""
+        step = Step(replace(conversation, updated=env.now), conversation.version)
+        if conversation.session and conversation.provider == "hoiio":
+            step.calls.append(
+                self._call(env, step, "ivr/end/hangup", {"session": conversation.session})
+            )
+        self._end(step, f"abandoned: {why}")
+        return step
+
+    # -- stepping ----------------------------------------------------------------------
+
+    def _step_ivr(self, dialogue: m.Dialogue, state: m.State, step: Step, env: Env) -> None:
+        event = env.event
+        block = state.block
+        if isinstance(block, m.Gather):
+            if event.kind != "ivr.gather" and event.digits is None:
+                return self._ignore(step, f"{event.kind} while waiting for keys")
+            chosen = self._choose(state, env, step.conversation)
+            if chosen is None:
+                target, trigger = self._target(
+                    dialogue, step.conversation, state.name, None, None, f"{state.name}:repeat"
+                )
+                return self._move(dialogue, step, target, trigger, env, {})
+            index, transition, captures = chosen
+            return self._follow(dialogue, step, state, index, transition, captures, env)
+        if isinstance(block, m.Record):
+            if event.kind != "ivr.record":
+                return self._ignore(step, f"{event.kind} while recording")
+            recording = event.raw.get("record_url", "")
+            step.conversation = replace(
+                step.conversation, vars={**step.conversation.vars, "recording": recording}
+            )
+            return self._after_block(dialogue, state, step, env)
+        if isinstance(block, m.Transfer):
+            if event.kind != "ivr.transfer":
+                return self._ignore(step, f"{event.kind} during a transfer")
+            if (event.status or "").lower() == "answered":
+                return self._ignore(step, "transfer answered; waiting for the call to end")
+            if block.on_failure is None:
+                return self._end(step, f"transfer failed ({event.status})")
+            target, trigger = self._target(
+                dialogue, step.conversation, block.on_failure, None, None, f"{state.name}:failure"
+            )
+            return self._move(dialogue, step, target, trigger, env, {})
+        if event.kind in ("ivr.play", "ivr.unhold", "ivr.monitor", "ivr.dial"):
+            return self._after_block(dialogue, state, step, env)
+        return self._ignore(step, f"{event.kind} not expected in state {state.name!r}")
+
+    def _after_block(self, dialogue: m.Dialogue, state: m.State, step: Step, env: Env) -> None:
+        chosen = self._choose(state, env, step.conversation)
+        if chosen is not None:
+            index, transition, captures = chosen
+            return self._follow(dialogue, step, state, index, transition, captures, env)
+        if state.next:
+            target, trigger = self._target(
+                dialogue, step.conversation, state.next, None, None, f"{state.name}:next"
+            )
+            return self._move(dialogue, step, target, trigger, env, {})
+        return self._end(step, state.outcome or f"ended in {state.name}")
+
+    def _step_sms(self, dialogue: m.Dialogue, state: m.State, step: Step, env: Env) -> None:
+        chosen = self._choose(state, env, step.conversation)
+        if chosen is None:
+            step.notes.append(f"no transition of {state.name!r} matched; staying")
+            return None
+        index, transition, captures = chosen
+        return self._follow(dialogue, step, state, index, transition, captures, env)
+
+    def _choose(
+        self, state: m.State, env: Env, conversation: Conversation
+    ) -> tuple[int, m.Transition, Captures] | None:
+        for index, transition in enumerate(state.on):
+            captures = transition.when.test(env.event, env.scope)
+            if captures is not None:
+                return index, transition, captures
+        return None
+
+    def _follow(
+        self,
+        dialogue: m.Dialogue,
+        step: Step,
+        state: m.State,
+        index: int,
+        transition: m.Transition,
+        captures: Captures,
+        env: Env,
+    ) -> None:
+        if transition.set:
+            context = self._context(env, step.conversation, captures)
+            new_vars = {k: t.render(context) for k, t in transition.set.items()}
+            step.conversation = replace(
+                step.conversation, vars={**step.conversation.vars, **new_vars}
+            )
+        target, trigger = self._target(
+            dialogue,
+            step.conversation,
+            transition.goto,
+            transition.max_visits,
+            transition.then,
+            f"{state.name}:{index}",
+        )
+        self._move(dialogue, step, target, trigger, env, captures)
+
+    def _target(
+        self,
+        dialogue: m.Dialogue,
+        conversation: Conversation,
+        goto: str,
+        max_visits: int | None,
+        then: str | None,
+        trigger: str,
+    ) -> tuple[str, str]:
+        target = dialogue.states[goto]
+        limit = max_visits or target.max_visits
+        fallback = then or target.then
+        if limit is not None and fallback and conversation.visits.get(goto, 0) >= limit:
+            return fallback, f"{trigger}:then"
+        return goto, trigger
+
+    def _move(
+        self,
+        dialogue: m.Dialogue,
+        step: Step,
+        target: str,
+        trigger: str,
+        env: Env,
+        captures: Captures,
+    ) -> None:
+        machine = dialogue.machine
+        assert isinstance(machine, DialogueMachine)
+        reached = machine.fire(step.conversation.state, trigger)
+        assert reached == target, (reached, target)
+        self._enter(dialogue, step, target, env, captures)
+
+    # -- entering states ---------------------------------------------------------------
+
+    def _enter(
+        self,
+        dialogue: m.Dialogue,
+        step: Step,
+        target: str,
+        env: Env,
+        captures: Captures | None,
+    ) -> None:
+        for _ in range(MAX_CHAIN):
+            state = dialogue.states[target]
+            conversation = step.conversation
+            visits = {**conversation.visits, target: conversation.visits.get(target, 0) + 1}
+            conversation = replace(
+                conversation, state=target, visits=visits, seq=conversation.seq + 1
+            )
+            context = self._context(env, conversation, captures or {})
+            if state.set:
+                conversation = replace(
+                    conversation,
+                    vars={
+                        **conversation.vars,
+                        **{k: t.render(context) for k, t in state.set.items()},
+                    },
+                )
+                context = self._context(env, conversation, captures or {})
+            step.conversation = conversation
+            made_block = self._entry_effects(dialogue, state, step, env, context)
+            if state.terminal:
+                self._end(step, state.outcome or f"ended in {state.name}")
+                return
+            if state.wait is not None:
+                step.timer = TimerWrite(
+                    conversation.key, env.now + state.wait.timeout, conversation.seq
+                )
+                return
+            step.timer = TimerWrite(conversation.key, None)
+            if state.next and not made_block and not state.on:
+                target = state.next
+                dest, trigger = self._target(
+                    dialogue, conversation, target, None, None, f"{state.name}:next"
+                )
+                machine = dialogue.machine
+                assert isinstance(machine, DialogueMachine)
+                target = machine.fire(state.name, trigger)
+                assert target == dest
+                continue
+            return
+        self._end(step, f"stopped: more than {MAX_CHAIN} states in a row without input")
+        step.notes.append(f"dialogue {dialogue.name!r} looped through {MAX_CHAIN} states")
+
+    def _entry_effects(
+        self,
+        dialogue: m.Dialogue,
+        state: m.State,
+        step: Step,
+        env: Env,
+        context: Mapping[str, Any],
+    ) -> bool:
+        """Run a state's entry; returns whether an IVR block was started."""
+        made_block = False
+        if dialogue.mode == "ivr":
+            made_block = self._ivr_block(dialogue, state, step, env, context)
+        elif state.say is not None:
+            step.texts.append(state.say.render(context))
+        conversation = step.conversation
+        for sms in state.sms:
+            text = sms.text.render(context)
+            to = sms.to.render(context).strip() if sms.to else (conversation.contact or "")
+            via = sms.via or conversation.provider
+            step.calls.append(self._sms_call(env, step, via, to, text))
+        for http in state.http:
+            body = _tree(http.json, context) if http.json is not None else None
+            url = http.url.render(context).strip()
+            if not url.startswith(("http://", "https://")):
+                raise TemplateError(f"http url {url!r} is not an http(s) URL")
+            step.calls.append(
+                OutboundCall(
+                    self._key(env, step),
+                    "http",
+                    url,
+                    {"json": body} if body is not None else {},
+                    rule=f"dialogue:{dialogue.name}",
+                    contact=conversation.contact,
+                    method=http.method,
+                    headers={k: t.render(context) for k, t in http.headers.items()},
+                    timeout=http.timeout,
+                )
+            )
+        return made_block
+
+    def _ivr_block(
+        self,
+        dialogue: m.Dialogue,
+        state: m.State,
+        step: Step,
+        env: Env,
+        context: Mapping[str, Any],
+    ) -> bool:
+        conversation = step.conversation
+        session = conversation.session or ""
+        block = state.block
+        if block is None and state.say is None:
+            return False
+        params: dict[str, Any] = {"session": session}
+
+        def say(template: Template | None) -> None:
+            if template is not None:
+                text = template.render(context)
+                if len(text) > HOIIO_MSG_MAX:
+                    step.notes.append(f"{state.name}: msg cut to {HOIIO_MSG_MAX} characters")
+                    text = text[:HOIIO_MSG_MAX]
+                params["msg"] = text
+
+        if isinstance(block, m.HangupBlock):
+            say(block.say)
+            step.calls.append(self._call(env, step, "ivr/end/hangup", params))
+            return True
+        notify = self.notify_url(conversation, dialogue.name, state.name)
+        if block is None:
+            say(state.say)
+            endpoint = "ivr/middle/play"
+        elif isinstance(block, m.Gather):
+            say(block.say)
+            params.update(
+                max_digits=block.max_digits, timeout=block.timeout, attempts=block.attempts
+            )
+            endpoint = "ivr/middle/gather"
+        elif isinstance(block, m.Record):
+            say(block.say)
+            params["max_duration"] = block.max_duration
+            endpoint = "ivr/middle/record"
+        else:
+            say(block.say)
+            params["dest"] = block.to.render(context).strip()
+            if block.caller_id:
+                params["caller_id"] = block.caller_id
+            params["on_failure"] = "continue" if block.on_failure else "hangup"
+            endpoint = "ivr/end/transfer"
+        params["notify_url"] = notify
+        step.calls.append(self._call(env, step, endpoint, params))
+        return True
+
+    def notify_url(self, conversation: Conversation, dialogue: str, state: str) -> str:
+        if not self.public_url:
+            raise TemplateError(
+                "RESPONDER_PUBLIC_URL is not set: IVR dialogues need it to build Hoiio notify_url"
+            )
+        base = f"{self.public_url}/webhooks/{conversation.channel}"
+        return self.signer.notify_url(
+            base, conversation.session or "", AppState(dialogue, state, conversation.seq)
+        )
+
+    # -- small helpers -----------------------------------------------------------------
+
+    def _context(self, env: Env, conversation: Conversation, captures: Captures) -> dict[str, Any]:
+        context = dict(env.base_context)
+        context["vars"] = dict(conversation.vars)
+        context["captures"] = dict(captures)
+        context["rule"] = f"dialogue:{conversation.dialogue}"
+        return context
+
+    def _key(self, env: Env, step: Step) -> str:
+        return f"{env.event_key}#d{env.call_offset + len(step.calls)}"
+
+    def _call(self, env: Env, step: Step, endpoint: str, params: dict[str, Any]) -> OutboundCall:
+        conversation = step.conversation
+        # IVR calls of one session go out in order: they share the session as their lane.
+        return OutboundCall(
+            self._key(env, step),
+            "hoiio",
+            endpoint,
+            params,
+            rule=f"dialogue:{conversation.dialogue}",
+            contact=conversation.session or conversation.contact,
+        )
+
+    def _sms_call(self, env: Env, step: Step, via: str, to: str, text: str) -> OutboundCall:
+        conversation = step.conversation
+        rule = f"dialogue:{conversation.dialogue}"
+        if not to:
+            raise TemplateError("sms has no recipient")
+        if via == "hoiio":
+            return OutboundCall(
+                self._key(env, step),
+                "hoiio",
+                "sms/send",
+                {"dest": to, "msg": text},
+                rule=rule,
+                contact=to,
+            )
+        urn = to if ":" in to else f"tel:{to}"
+        return OutboundCall(
+            self._key(env, step),
+            "textit",
+            "broadcasts.json",
+            {"urns": [urn], "text": text},
+            rule=rule,
+            contact=to,
+        )
+
+    def text_call(self, env: Env, step: Step, text: str) -> OutboundCall:
+        """An SMS to the conversation's contact, for texts that cannot go in a reply body."""
+        conversation = step.conversation
+        return self._sms_call(env, step, conversation.provider, conversation.contact or "", text)
+
+    def _end(self, step: Step, outcome: str) -> None:
+        step.conversation = replace(step.conversation, status="ended", outcome=outcome)
+        step.timer = TimerWrite(step.conversation.key, None)
+        step.notes.append(f"conversation {step.conversation.key} ended: {outcome}")
+
+    def _ignore(self, step: Step, why: str) -> None:
+        step.changed = False
+        step.notes.append(f"ignored: {why}")
+
+    def _expiry(self, dialogue: m.Dialogue, now: float) -> float:
+        return now + dialogue.expire
+
+
+def _tree(value: Any, context: Mapping[str, Any]) -> Any:
+    if isinstance(value, Template):
+        return value.render(context)
+    if isinstance(value, dict):
+        return {k: _tree(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tree(v, context) for v in value]
+    return value
