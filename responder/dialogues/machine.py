@@ -10,12 +10,8 @@ from responder.dialogues.model import Dialogue, edges
 
 
 class _Conversation:
-    """The per-event model: carries the state only while one step runs."""
-
-    state: str
-
-    def trigger(self, name: str) -> bool:  # replaced by transitions.add_model
-        raise NotImplementedError
+    """The per-event model: carries the state only while one step runs (transitions adds
+    ``state`` and ``trigger`` to it)."""
 
 
 class StepError(Exception):
@@ -47,7 +43,7 @@ class DialogueMachine:
 
     def fire(self, current: str, trigger: str) -> str:
         """The state reached from ``current`` by ``trigger``; StepError if not allowed."""
-        model = _Conversation()
+        model: Any = _Conversation()
         self.machine.add_model(model, initial=current)
         try:
             model.trigger(trigger)
@@ -55,4 +51,4 @@ class DialogueMachine:
             raise StepError(f"{self.dialogue.name}: {trigger!r} from {current!r}: {exc}") from None
         finally:
             self.machine.remove_model(model)
-        return model.state
+        return str(model.state)
