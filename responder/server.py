@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
@@ -20,7 +21,7 @@ from responder.conversations import ConflictError
 from responder.conversations import conversation_key as conversation_key_of
 from responder.dialogues.runner import Runner
 from responder.engine import Engine
-from responder.errors import BadRequest, ResponderError, StoreError, Unauthorized
+from responder.errors import BadRequest, ResponderError, RulesError, StoreError, Unauthorized
 from responder.events import Event
 from responder.locks import KeyedLocks
 from responder.outbound import Commit, StoredResponse
@@ -211,9 +212,15 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     worker = asyncio.create_task(delivery.run(), name="delivery")
     timer_task = asyncio.create_task(timers.run(), name="timers")
     purger = asyncio.create_task(_purge(store, app[CLOCK]), name="purge")
+    loop = asyncio.get_running_loop()
+    with suppress(NotImplementedError, RuntimeError, ValueError):
+        # Only the main thread of a real process can take signals; tests run without.
+        loop.add_signal_handler(signal.SIGHUP, reload_rules, app)
     try:
         yield
     finally:
+        with suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGHUP)
         delivery.stop()
         timers.stop()
         purger.cancel()
@@ -227,6 +234,26 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             log.warning("delivery still busy at shutdown; pending calls stay in the outbox")
         await session.close()
         await store.close()
+
+
+def reload_rules(app: web.Application) -> bool:
+    """Load the rules again and swap them in; broken rules are logged and the old ones stay.
+
+    Conversations in progress continue on the new rules when their dialogue and state still
+    exist, and end cleanly (with a log line) when they do not.
+    """
+    settings = app[SETTINGS]
+    try:
+        ruleset = load_rules(settings.rules)
+    except RulesError as exc:
+        for problem in exc.problems:
+            log.error("reload refused: %s", problem)
+        return False
+    app[ENGINE].rules = ruleset
+    log.info(
+        "rules reloaded: %d rule(s), %d dialogue(s)", len(ruleset.rules), len(ruleset.dialogues)
+    )
+    return True
 
 
 async def _purge(store: Store, clock: Callable[[], float]) -> None:
