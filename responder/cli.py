@@ -37,6 +37,23 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate rule files; print every problem")
     check.add_argument("paths", nargs="+", metavar="PATH")
+
+    sim = sub.add_parser("simulate", help="chat or call the rules from the terminal")
+    sim.add_argument(
+        "--rules",
+        action="append",
+        metavar="PATH",
+        help="rule file or directory (repeatable; default: rules/)",
+    )
+    sim.add_argument("--call", action="store_true", help="place a Hoiio IVR call")
+    sim.add_argument(
+        "--provider",
+        choices=["textit", "hoiio"],
+        default="textit",
+        help="SMS mode: which provider the messages come through",
+    )
+    sim.add_argument("--from", dest="contact", default="+6591234567", help="the contact's number")
+    sim.add_argument("--to", dest="number", default="+6531234567", help="our number")
     return parser
 
 
@@ -44,7 +61,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         return _check(args.paths)
+    if args.command == "simulate":
+        return _simulate(args)
     return _serve(args)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from responder.rules.loader import load_rules
+    from responder.simulate import Simulator
+
+    try:
+        ruleset = load_rules(args.rules or ["rules"])
+    except RulesError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    logging.basicConfig(level=logging.WARNING, format="(%(levelname)s %(name)s: %(message)s)")
+    simulator = Simulator(
+        ruleset,
+        sys.stdout,
+        sys.stdin.readline,
+        contact=args.contact,
+        number=args.number,
+        provider="hoiio" if args.call else args.provider,
+    )
+    try:
+        return asyncio.run(simulator.run(call=args.call))
+    except KeyboardInterrupt:
+        return 130
 
 
 def _check(paths: list[str]) -> int:

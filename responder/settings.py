@@ -31,6 +31,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     idempotency_ttl: float = 7 * 86400.0
     log_level: str = "INFO"
+    # Simulation only: send the rules' own http calls here instead of their real URLs.
+    capture_http_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -140,7 +140,10 @@ class Sender:
         kwargs: dict[str, Any] = {"headers": call.headers, "timeout": timeout}
         if "json" in call.params:
             kwargs["json"] = call.params["json"]
-        async with self.session.request(call.method, call.endpoint, **kwargs) as resp:
+        url = call.endpoint
+        if self.settings.capture_http_url:
+            url = f"{self.settings.capture_http_url.rstrip('/')}/{call.endpoint}"
+        async with self.session.request(call.method, url, **kwargs) as resp:
             await _read(resp)
             _check_http(f"http {call.method}", resp)
 
