@@ -116,7 +116,7 @@ async def step_times(store: Store, steps: int) -> tuple[list[float], list[float]
             contact="+6590000000",
             session=session,
             digits="1",
-            app_state=f"menu:menu:1",
+            app_state="menu:menu:1",
         )
         t0 = time.perf_counter()
         outcome = await engine.handle(gather, f"g{i}", AppState("menu", "menu", 1))
