@@ -115,9 +115,13 @@ def _conversation_key(event: Event) -> str | None:
     return None
 
 
+TIMEOUT_KIND = "dialogue.timeout"
+
+
 def _can_reply(event: Event) -> bool:
-    """Whether a text can go back in the webhook's answer (TextIt account events)."""
-    return event.provider == "textit" and event.kind != "flow.step"
+    """Whether a text can go back in the webhook's answer (TextIt account events). A timer
+    firing has no webhook to answer: its texts must go out through the API."""
+    return event.provider == "textit" and event.kind not in ("flow.step", TIMEOUT_KIND)
 
 
 class Engine:
@@ -314,7 +318,7 @@ class Engine:
         event = Event(
             provider=conversation.provider,
             channel=conversation.channel,
-            kind="dialogue.timeout",
+            kind=TIMEOUT_KIND,
             contact=conversation.contact,
             session=conversation.session,
         )

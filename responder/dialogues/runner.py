@@ -184,8 +184,17 @@ class Runner:
     def _choose(
         self, state: m.State, env: Env, conversation: Conversation
     ) -> tuple[int, m.Transition, Captures] | None:
+        # Conditions (expr) see the conversation's vars, as the state's templates do.
+        cache: dict[str, Mapping[str, Any]] = {}
+
+        def context() -> Mapping[str, Any]:
+            if "ctx" not in cache:
+                cache["ctx"] = self._context(env, conversation, {})
+            return cache["ctx"]
+
+        scope = Scope(now=env.scope.now, context=context)
         for index, transition in enumerate(state.on):
-            captures = transition.when.test(env.event, env.scope)
+            captures = transition.when.test(env.event, scope)
             if captures is not None:
                 return index, transition, captures
         return None
