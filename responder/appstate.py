@@ -16,6 +16,9 @@ from urllib.parse import urlencode
 # Hoiio refuses a notify_url over 4,000 characters.
 MAX_NOTIFY_URL: Final = 4000
 _PART = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+# ASCII digits only: str.isdigit() also accepts superscripts (which int() refuses) and
+# other scripts' digits.
+_SEQ = re.compile(r"[0-9]{1,9}")
 SIG_CHARS: Final = 32
 
 
@@ -37,7 +40,7 @@ class AppState:
         parts = text.split(":")
         if len(parts) != 3 or not all(_PART.fullmatch(p) for p in parts[:2]):
             raise AppStateError(f"malformed app_state {text[:120]!r}")
-        if not parts[2].isdigit() or len(parts[2]) > 9:
+        if not _SEQ.fullmatch(parts[2]):
             raise AppStateError(f"malformed app_state step {parts[2][:20]!r}")
         return cls(parts[0], parts[1], int(parts[2]))
 

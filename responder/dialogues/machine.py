@@ -44,11 +44,14 @@ class DialogueMachine:
     def fire(self, current: str, trigger: str) -> str:
         """The state reached from ``current`` by ``trigger``; StepError if not allowed."""
         model: Any = _Conversation()
-        self.machine.add_model(model, initial=current)
         try:
+            # Inside the try: an unknown ``current`` fails here (ValueError), before the
+            # model is attached.
+            self.machine.add_model(model, initial=current)
             model.trigger(trigger)
         except (MachineError, AttributeError, ValueError) as exc:
             raise StepError(f"{self.dialogue.name}: {trigger!r} from {current!r}: {exc}") from None
         finally:
-            self.machine.remove_model(model)
+            if model in self.machine.models:
+                self.machine.remove_model(model)
         return str(model.state)

@@ -82,7 +82,8 @@ class State:
 
     @property
     def terminal(self) -> bool:
-        """Entering this state ends the conversation."""
+        """The conversation ends in this state: on entry, or for a transfer without
+        on_failure once the transfer is over (the runner waits for Hoiio's notification)."""
         if self.end or isinstance(self.block, HangupBlock):
             return True
         if isinstance(self.block, Transfer):
@@ -140,4 +141,7 @@ def edges(dialogue: Dialogue) -> list[tuple[str, str, str]]:
                 out.append((state.name, f"{state.name}:repeat:then", state.then))
         if isinstance(state.block, Transfer) and state.block.on_failure:
             out.append((state.name, f"{state.name}:failure", state.block.on_failure))
+            target = dialogue.states.get(state.block.on_failure)
+            if target is not None and target.then:
+                out.append((state.name, f"{state.name}:failure:then", target.then))
     return out

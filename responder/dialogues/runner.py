@@ -285,7 +285,7 @@ class Runner:
                 context = self._context(env, conversation, captures or {})
             step.conversation = conversation
             made_block = self._entry_effects(dialogue, state, step, env, context)
-            if state.terminal:
+            if state.terminal and (state.end or not isinstance(state.block, m.Transfer)):
                 self._end(step, state.outcome or f"ended in {state.name}")
                 return
             if state.wait is not None:

@@ -1,0 +1,244 @@
+"""DialogueMachine: one ``transitions`` Machine per dialogue, stepped with short-lived models."""
+
+from __future__ import annotations
+
+import gc
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import responder.dialogues.machine as machine_module
+from responder.dialogues import model as m
+from responder.dialogues.machine import DialogueMachine, StepError, _Conversation
+from responder.engine import Engine
+from responder.events import Event
+from responder.rules.loader import load_rules
+from responder.stores.memory import MemoryStore
+
+EXAMPLE = Path(__file__).resolve().parent.parent.parent / "examples" / "ivr-menu"
+
+
+@pytest.fixture
+def menu() -> m.Dialogue:
+    return load_rules([EXAMPLE]).dialogues["main-menu"]
+
+
+def machine_of(dialogue: m.Dialogue) -> DialogueMachine:
+    assert isinstance(dialogue.machine, DialogueMachine)
+    return dialogue.machine
+
+
+def test_machine_has_the_dialogue_states_and_edges(menu: m.Dialogue) -> None:
+    machine = machine_of(menu)
+    assert machine.dialogue is menu
+    assert list(machine.machine.states) == list(menu.states)
+    assert machine.machine.initial == "menu"
+    triggers = set(machine.machine.events)
+    assert triggers == {trigger for _, trigger, _ in m.edges(menu)}
+    assert {
+        "menu:0",
+        "menu:1",
+        "menu:2",
+        "menu:2:then",
+        "menu:repeat",
+        "sales:failure",
+        "voicemail:next",
+    } <= triggers
+
+
+def test_no_auto_transitions(menu: m.Dialogue) -> None:
+    machine = machine_of(menu)
+    assert machine.machine.auto_transitions is False
+    assert not any(name.startswith("to_") for name in machine.machine.events)
+    for state in menu.states:
+        with pytest.raises(StepError):
+            machine.fire("menu", f"to_{state}")
+
+
+def test_fire_moves_along_the_edges(menu: m.Dialogue) -> None:
+    machine = machine_of(menu)
+    assert machine.fire("menu", "menu:0") == "sales"
+    assert machine.fire("menu", "menu:1") == "voicemail"
+    assert machine.fire("menu", "menu:2") == "menu"
+    assert machine.fire("menu", "menu:2:then") == "goodbye"
+    assert machine.fire("menu", "menu:repeat") == "menu"
+    assert "menu:repeat:then" not in machine.machine.events  # menu has no state-level then
+    assert machine.fire("voicemail", "voicemail:next") == "thanks"
+
+
+def test_fire_from_a_restored_state_does_not_reset_to_initial(menu: m.Dialogue) -> None:
+    machine = machine_of(menu)
+    # 'sales:failure' exists only from 'sales': it works only if the model starts there.
+    assert machine.fire("sales", "sales:failure") == "voicemail"
+    with pytest.raises(StepError):
+        machine.fire("menu", "sales:failure")
+    # ...and a trigger of the initial state is refused from elsewhere.
+    with pytest.raises(StepError, match="'menu:0' from 'voicemail'"):
+        machine.fire("voicemail", "menu:0")
+
+
+@pytest.mark.parametrize(
+    ("current", "trigger"),
+    [
+        ("menu", "nope"),
+        ("menu", ""),
+        ("menu", "voicemail:next"),
+        ("thanks", "menu:0"),
+        ("goodbye", "menu:repeat"),
+        ("menu", "trigger"),
+        ("menu", "state"),
+        ("menu", "is_menu"),
+        ("menu", "may_menu:0"),
+    ],
+)
+def test_invalid_triggers_raise_step_error(menu: m.Dialogue, current: str, trigger: str) -> None:
+    machine = machine_of(menu)
+    with pytest.raises(StepError, match="main-menu"):
+        machine.fire(current, trigger)
+    assert machine.machine.models == []
+
+
+def test_unknown_current_state_raises_step_error(menu: m.Dialogue) -> None:
+    machine = machine_of(menu)
+    with pytest.raises(StepError):
+        machine.fire("no-such-state", "menu:0")
+    assert machine.machine.models == []
+    # The machine still works afterwards.
+    assert machine.fire("menu", "menu:0") == "sales"
+
+
+def test_no_model_stays_attached(menu: m.Dialogue) -> None:
+    machine = machine_of(menu)
+    assert machine.machine.models == []
+    machine.fire("menu", "menu:0")
+    assert machine.machine.models == []
+    with pytest.raises(StepError):
+        machine.fire("menu", "nope")
+    assert machine.machine.models == []
+    assert len(machine.machine._transition_queue) == 0
+
+
+def _snapshot(machine: DialogueMachine) -> dict[str, Any]:
+    inner = machine.machine
+    return {
+        "models": len(inner.models),
+        "events": sorted(inner.events),
+        "states": sorted(inner.states),
+        "transitions": sorted(
+            (name, source, len(ts))
+            for name, event in inner.events.items()
+            for source, ts in event.transitions.items()
+        ),
+        "callbacks": sorted(
+            (name, len(state.on_enter), len(state.on_exit)) for name, state in inner.states.items()
+        ),
+        "queue": len(inner._transition_queue),
+        "attrs": sorted(vars(inner)),
+    }
+
+
+def _live_models() -> int:
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, _Conversation))
+
+
+def test_ten_thousand_fires_grow_nothing(menu: m.Dialogue) -> None:
+    machine = machine_of(menu)
+    before = _snapshot(machine)
+    baseline = _live_models()
+    path = [
+        ("menu", "menu:2"),
+        ("menu", "menu:0"),
+        ("sales", "sales:failure"),
+        ("voicemail", "voicemail:next"),
+        ("menu", "menu:2:then"),
+    ]
+    for i in range(10_000):
+        current, trigger = path[i % len(path)]
+        machine.fire(current, trigger)
+        if i % 1000 == 0:
+            with pytest.raises(StepError):
+                machine.fire("thanks", trigger)
+    assert _snapshot(machine) == before
+    assert _live_models() == baseline
+    assert machine.machine.models == []
+
+
+async def test_steps_never_build_a_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, menu: m.Dialogue
+) -> None:
+    """Machines are built when rules load, one per dialogue, and never per event."""
+    built: list[Any] = []
+    real = machine_module.Machine
+
+    class Counting(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.append(kwargs.get("states"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(machine_module, "Machine", Counting)
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            dialogues:
+              - name: a
+                start: {on: sms.received}
+                states:
+                  ask:
+                    say: "again?"
+                    on: [{otherwise: true, goto: ask}]
+              - name: b
+                states:
+                  only: {say: "x", end: true}
+            """
+        )
+    )
+    rules = load_rules([path])
+    assert len(built) == 2
+    assert isinstance(rules.dialogues["a"].machine.machine, Counting)  # type: ignore[union-attr]
+
+    engine = Engine(rules, MemoryStore(), lambda: 1_700_000_000.0)
+    for i in range(50):
+        event = Event("textit", "textit", "sms.received", contact="+6591234567", text=str(i))
+        outcome = await engine.handle(event, f"k{i}")
+        assert outcome.conversation is not None
+        assert outcome.conversation.state == "ask"
+    assert len(built) == 2
+    assert rules.dialogues["a"].machine.machine.models == []  # type: ignore[union-attr]
+
+
+def test_state_names_that_look_like_machine_attributes(tmp_path: Path) -> None:
+    """State names are data: ones that shadow transitions' own names still work."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            dialogues:
+              - name: tricky
+                states:
+                  state:
+                    say: "1"
+                    next: trigger
+                  trigger:
+                    say: "2"
+                    next: initial
+                  initial:
+                    say: "3"
+                    next: to_state
+                  to_state:
+                    say: "4"
+                    next: models
+                  models: {say: "5", end: true}
+            """
+        )
+    )
+    dialogue = load_rules([path]).dialogues["tricky"]
+    machine = machine_of(dialogue)
+    assert machine.fire("state", "state:next") == "trigger"
+    assert machine.fire("trigger", "trigger:next") == "initial"
+    assert machine.fire("initial", "initial:next") == "to_state"
+    assert machine.fire("to_state", "to_state:next") == "models"
+    assert machine.machine.models == []
