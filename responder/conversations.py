@@ -29,6 +29,7 @@ class Conversation:
     started: float = 0.0
     updated: float = 0.0
     expires: float = 0.0
+    ref: str | None = None  # calls we dialled: the key part that stands in for the session
 
     def active(self, now: float) -> bool:
         return self.status == "active" and (self.expires == 0.0 or now < self.expires)
@@ -58,6 +59,11 @@ class Timer:
     key: str
     due: float
     seq: int
+
+
+def dial_key(channel: str, ref: str) -> str:
+    """Conversations of calls we dialled are keyed by a reference made when dialling."""
+    return f"{channel}:ivr:dial-{ref}"
 
 
 def conversation_key(channel: str, contact: str | None, session: str | None) -> str:

@@ -17,7 +17,13 @@ from typing import Any
 
 from responder.appstate import AppState, Signer
 from responder.conditions import Captures, Scope
-from responder.conversations import Conversation, Timer, TimerWrite, conversation_key
+from responder.conversations import (
+    Conversation,
+    Timer,
+    TimerWrite,
+    conversation_key,
+    dial_key,
+)
 from responder.dialogues.machine import StepError
 from responder.dialogues.runner import ENDED_KINDS, Env, Runner, Step
 from responder.events import Event
@@ -153,6 +159,8 @@ class Engine:
 
         scope = Scope(now=now, context=context)
         conv_key = _conversation_key(event)
+        if app_state is not None and app_state.ref is not None:
+            conv_key = dial_key(event.channel, app_state.ref)
         existing = await self.store.get_conversation(conv_key) if conv_key else None
         if conv_key is not None:
             taken = self._continue(
@@ -214,6 +222,7 @@ class Engine:
                     contact=event.contact,
                     session=event.session,
                     seq=app_state.seq,
+                    ref=app_state.ref,
                     started=now_ts,
                     updated=now_ts,
                     version=existing.version if existing else 0,

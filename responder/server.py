@@ -199,7 +199,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     key = settings.state_key.encode() if settings.state_key else await store.secret("app_state")
     engine = app[ENGINE]
-    engine.runner = Runner(Signer(key), settings.public_url)
+    hoiio_channel = next((n for n, p in settings.channels.items() if p == "hoiio"), "hoiio")
+    engine.runner = Runner(Signer(key), settings.public_url, hoiio_channel)
     if not settings.public_url and any(d.mode == "ivr" for d in engine.rules.dialogues.values()):
         log.warning(
             "RESPONDER_PUBLIC_URL is not set: IVR dialogues cannot give Hoiio a "

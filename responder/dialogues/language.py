@@ -79,6 +79,21 @@ TRANSFER: Final = Obj(
     "Transfer the call (ivr/end/transfer).",
     build=lambda f, line, ctx, path: m.Transfer(f["to"], f["say"], f["caller_id"], f["on_failure"]),
 )
+DIAL: Final = Obj(
+    {
+        "to": Field(TemplateSpec("Number (E.164) to call; default the event's contact.")),
+        "say": Field(_say()),
+        "caller_id": Field(Str("Caller id shown to the callee.")),
+        "max_duration": Field(Int("Longest call in seconds.", min=1, max=86400)),
+    },
+    "Place an outbound call (ivr/start/dial); only in a dialogue's initial state.",
+    build=lambda f, line, ctx, path: m.Dial(
+        f["to"] or ctx.templates.template("{{ contact }}"),
+        f["say"],
+        f["caller_id"],
+        f["max_duration"],
+    ),
+)
 HANGUP_BLOCK: Final = Obj(
     {"say": Field(_say())},
     "Hang up (ivr/end/hangup), optionally saying something first.",
@@ -129,7 +144,7 @@ WAIT: Final = Obj(
     build=lambda f, line, ctx, path: m.Wait(f["timeout"], f["goto"]),
 )
 
-BLOCK_KEYS: Final = ("gather", "record", "transfer", "hangup")
+BLOCK_KEYS: Final = ("dial", "gather", "record", "transfer", "hangup")
 
 
 def _build_state(name: str) -> Any:
@@ -170,6 +185,7 @@ STATE_FIELDS: Final = {
     "record": Field(RECORD),
     "transfer": Field(TRANSFER),
     "hangup": Field(HANGUP_BLOCK),
+    "dial": Field(DIAL),
     "sms": Field(ListOf(SMS, "SMS to send on entry.")),
     "http": Field(ListOf(HTTP, "Webhooks to call on entry.")),
     "set": Field(SETS),
@@ -224,10 +240,28 @@ START: Final = Obj(
 def _build_dialogue(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
     states: dict[str, m.State] = fields["states"]
     start: m.Start | None = fields["start"]
-    mode = fields["mode"] or ("ivr" if start is not None and start.kinds <= IVR_KINDS else "sms")
     initial = fields["initial"] or next(iter(states))
+    dials = initial in states and isinstance(states[initial].block, m.Dial)
+    ivr_start = start is not None and start.kinds <= IVR_KINDS
+    mode = fields["mode"] or ("ivr" if ivr_start or dials else "sms")
     lines = ctx.key_lines
     errors = _check_graph(fields["name"], mode, initial, states)
+    if start is not None and mode == "sms" and start.kinds & IVR_KINDS:
+        errors.append(
+            (
+                "",
+                "an SMS dialogue cannot start on ivr.* events (its conversation "
+                "would follow the call, not the contact)",
+            )
+        )
+    if start is not None and mode == "ivr" and not ivr_start and not dials:
+        errors.append(
+            (
+                "",
+                "an IVR dialogue started by non-IVR events must dial first "
+                "(its initial state needs 'dial')",
+            )
+        )
     for state_name, message in errors:
         state = states.get(state_name)
         ctx.error(
@@ -291,6 +325,8 @@ def _check_graph(
             problems.append(
                 (state.name, "an IVR state needs say, gather, record, transfer or hangup (or next)")
             )
+        if isinstance(state.block, m.Dial) and state.name != initial:
+            problems.append((state.name, "only the initial state can dial"))
         if isinstance(state.block, m.Gather) and not state.on:
             problems.append((state.name, "a gather needs 'on' transitions"))
         if state.block is None and state.on and mode == "ivr" and state.say is not None:

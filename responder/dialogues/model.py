@@ -37,11 +37,21 @@ class Transfer:
 
 
 @dataclass(frozen=True, slots=True)
+class Dial:
+    """Place an outbound call (ivr/start/dial); only a dialogue's initial state may dial."""
+
+    to: Template
+    say: Template | None = None
+    caller_id: str | None = None
+    max_duration: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HangupBlock:
     say: Template | None = None
 
 
-Block = Gather | Record | Transfer | HangupBlock
+Block = Dial | Gather | Record | Transfer | HangupBlock
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ and say what that means — texts for the contact, IVR blocks and other calls, a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -10,7 +11,7 @@ from typing import Any, Final
 
 from responder.appstate import AppState, Signer
 from responder.conditions import Captures, Scope
-from responder.conversations import Conversation, TimerWrite
+from responder.conversations import Conversation, TimerWrite, dial_key
 from responder.dialogues import model as m
 from responder.dialogues.machine import DialogueMachine
 from responder.events import Event
@@ -53,9 +54,12 @@ class Env:
 class Runner:
     """Runs dialogues; IVR blocks carry a signed app_state in their notify_url."""
 
-    def __init__(self, signer: Signer, public_url: str | None) -> None:
+    def __init__(
+        self, signer: Signer, public_url: str | None, hoiio_channel: str = "hoiio"
+    ) -> None:
         self.signer = signer
         self.public_url = public_url.rstrip("/") if public_url else None
+        self.hoiio_channel = hoiio_channel
 
     # -- entry points ------------------------------------------------------------------
 
@@ -68,18 +72,27 @@ class Runner:
         captures: Captures | None = None,
     ) -> Step:
         event = env.event
+        ref = None
+        channel, provider = event.channel, event.provider
+        if isinstance(dialogue.states[dialogue.initial].block, m.Dial):
+            # A call we place has no session until Hoiio answers: a reference made from the
+            # event key (stable across retried webhooks) names the conversation instead.
+            ref = hashlib.sha256(env.event_key.encode()).hexdigest()[:16]
+            channel, provider, previous = self.hoiio_channel, "hoiio", None
+            key = dial_key(channel, ref)
         conversation = Conversation(
             key=key,
             dialogue=dialogue.name,
             state=dialogue.initial,
-            channel=event.channel,
-            provider=event.provider,
+            channel=channel,
+            provider=provider,
             contact=event.contact,
-            session=event.session if dialogue.mode == "ivr" else None,
+            session=event.session if dialogue.mode == "ivr" and ref is None else None,
             vars={"captures": dict(captures)} if captures else {},
             started=env.now,
             updated=env.now,
             expires=self._expiry(dialogue, env.now),
+            ref=ref,
         )
         step = Step(conversation, previous.version if previous else 0)
         self._enter(dialogue, step, dialogue.initial, env, None)
@@ -138,6 +151,14 @@ class Runner:
                 return self._move(dialogue, step, target, trigger, env, {})
             index, transition, captures = chosen
             return self._follow(dialogue, step, state, index, transition, captures, env)
+        if isinstance(block, m.Dial):
+            if event.kind != "ivr.dial":
+                return self._ignore(step, f"{event.kind} while dialling")
+            status = (event.raw.get("dial_status") or event.status or "").lower()
+            if status and status != "answered":
+                return self._end(step, f"not answered ({status})")
+            step.conversation = replace(step.conversation, session=event.session)
+            return self._after_block(dialogue, state, step, env)
         if isinstance(block, m.Record):
             if event.kind != "ivr.record":
                 return self._ignore(step, f"{event.kind} while recording")
@@ -389,6 +410,19 @@ class Runner:
             say(block.say)
             params["max_duration"] = block.max_duration
             endpoint = "ivr/middle/record"
+        elif isinstance(block, m.Dial):
+            say(block.say)
+            del params["session"]
+            dest = block.to.render(context).strip()
+            if not dest:
+                raise TemplateError("dial has no number to call")
+            params["dest"] = dest
+            if block.caller_id:
+                params["caller_id"] = block.caller_id
+            if block.max_duration:
+                params["max_duration"] = block.max_duration
+            step.conversation = replace(step.conversation, contact=dest)
+            endpoint = "ivr/start/dial"
         else:
             say(block.say)
             params["dest"] = block.to.render(context).strip()
@@ -407,7 +441,9 @@ class Runner:
             )
         base = f"{self.public_url}/webhooks/{conversation.channel}"
         return self.signer.notify_url(
-            base, conversation.session or "", AppState(dialogue, state, conversation.seq)
+            base,
+            conversation.session or "",
+            AppState(dialogue, state, conversation.seq, conversation.ref),
         )
 
     # -- small helpers -----------------------------------------------------------------

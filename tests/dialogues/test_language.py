@@ -380,7 +380,7 @@ dialogues:
         wait: {timeout: 10m, goto: bye}
       bye: {say: "Bye {{ vars.greeted }}", end: true, outcome: said bye}
   - name: mixed-start
-    start: {on: [ivr.answer, sms.received]}
+    start: {on: [call.missed, sms.received]}
     states:
       only: {say: "x", end: true}
   - name: no-start
@@ -434,6 +434,7 @@ def test_valid_dialogues_details(tmp_path: Path) -> None:
     assert call.start.kinds == frozenset({"ivr.answer", "ivr.dial"})
     assert ruleset.starts["ivr.dial"] == (call,)
     assert [x.name for x in ruleset.starts["sms.received"]] == ["by-text", "mixed-start"]
+    assert [x.name for x in ruleset.starts["call.missed"]] == ["mixed-start"]
     assert ruleset.rules[0].start == "explicit"
 
 
@@ -497,3 +498,31 @@ def test_a_then_target_counts_as_reachable(tmp_path: Path) -> None:
         """,
     )
     assert set(ruleset.dialogues["d"].states) == {"menu", "connect", "sorry", "done"}
+
+
+def test_start_kinds_must_fit_the_mode(tmp_path: Path) -> None:
+    text = """
+dialogues:
+  - name: sms-by-call
+    start: {on: [ivr.answer, sms.received]}
+    states:
+      only: {say: "x", end: true}
+  - name: ivr-by-text
+    mode: ivr
+    start: {on: sms.received}
+    states:
+      only: {hangup: {}}
+  - name: late-dial
+    mode: ivr
+    states:
+      first: {say: "x", next: second}
+      second: {dial: {to: "+6500000000"}, next: third}
+      third: {hangup: {}}
+"""
+    (tmp_path / "rules.yaml").write_text(text)
+    with pytest.raises(RulesError) as caught:
+        load_rules([tmp_path])
+    messages = [p.message for p in caught.value.problems]
+    assert any("an SMS dialogue cannot start on ivr.* events" in m for m in messages)
+    assert any("must dial first" in m for m in messages)
+    assert any("only the initial state can dial" in m for m in messages)
