@@ -147,3 +147,12 @@ async def test_flow_order_status_json_webhook(make_client) -> None:
     body["results"] = {"order_number": {"value": "nope", "category": "Other"}}
     resp = await client.post("/webhooks/textit", json=body)
     assert await resp.json() == {"status": "Unknown", "order": "nope"}
+
+
+def test_every_example_is_valid_and_driven_by_a_test() -> None:
+    from responder.rules.loader import load_rules
+
+    tests = "".join(p.read_text() for p in (REPO / "tests").rglob("test_*.py"))
+    for example in sorted(p for p in EXAMPLES.iterdir() if p.is_dir()):
+        load_rules([example])
+        assert f'"{example.name}"' in tests, f"no test drives examples/{example.name}"
