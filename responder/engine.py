@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from responder.appstate import AppState, Signer
+from responder.compliance import Compliance, contact_key
 from responder.conditions import Captures, Scope
 from responder.conversations import (
     Conversation,
@@ -27,6 +28,7 @@ from responder.conversations import (
 from responder.dialogues.machine import StepError
 from responder.dialogues.runner import ENDED_KINDS, Env, Runner, Step
 from responder.events import Event
+from responder.guard import TIMEOUT_KIND, Guard
 from responder.outbound import OutboundCall
 from responder.rules.model import Http, Rule, RuleSet, Sms
 from responder.stores.base import Store
@@ -49,6 +51,8 @@ class Outcome:
     conversation: Conversation | None = None
     expected_version: int = 0
     timer: TimerWrite | None = None
+    opt_outs: tuple[tuple[str, bool], ...] = ()
+    exempt: bool = False  # compliance confirmations: never filtered
 
 
 NOTHING = Outcome()
@@ -121,9 +125,6 @@ def _conversation_key(event: Event) -> str | None:
     return None
 
 
-TIMEOUT_KIND = "dialogue.timeout"
-
-
 def _can_reply(event: Event) -> bool:
     """Whether a text can go back in the webhook's answer (TextIt account events). A timer
     firing has no webhook to answer: its texts must go out through the API."""
@@ -144,10 +145,57 @@ class Engine:
         self.store = store
         self.clock = clock
         self.runner = runner or Runner(Signer(secrets.token_bytes(32)), None)
+        self.guard = Guard(store)
 
     async def handle(self, event: Event, key: str, app_state: AppState | None = None) -> Outcome:
         """Decide what ``event`` leads to. ``app_state`` is the verified Hoiio pass-on state."""
         rules = self.rules  # one reference for the whole event, even across a reload
+        outcome = await self._decide(rules, event, key, app_state)
+        return await self.guard.apply(rules.compliance, event, outcome, self.clock())
+
+    def _keyword(
+        self,
+        compliance: Compliance,
+        keyword: str,
+        event: Event,
+        key: str,
+        existing: Conversation | None,
+        now_ts: float,
+    ) -> Outcome:
+        """STOP, START and HELP, answered ahead of every rule and dialogue."""
+        assert event.contact is not None
+        contact = contact_key(event.provider, event.contact)
+        text = {"stop": compliance.stop_reply, "start": compliance.start_reply}.get(
+            keyword, compliance.help_reply
+        )
+        opt_outs: tuple[tuple[str, bool], ...] = ()
+        conversation = None
+        timer = None
+        if keyword in ("stop", "start"):
+            opt_outs = ((contact, keyword == "stop"),)
+            log.info(
+                "%s %s opted %s",
+                event.provider,
+                event.contact,
+                "out" if keyword == "stop" else "in",
+            )
+        if keyword == "stop" and existing is not None and existing.active(now_ts):
+            conversation = replace(existing, status="ended", outcome="opted out", updated=now_ts)
+            timer = TimerWrite(existing.key, None)
+        outcome = Outcome(
+            reply_text=text,
+            matched=(f"compliance:{keyword}",),
+            opt_outs=opt_outs,
+            conversation=conversation,
+            expected_version=existing.version if existing is not None else 0,
+            timer=timer,
+            exempt=True,
+        )
+        return self._hoiio_reply(event, key, outcome, f"compliance:{keyword}")
+
+    async def _decide(
+        self, rules: RuleSet, event: Event, key: str, app_state: AppState | None
+    ) -> Outcome:
         now_ts = self.clock()
         now = datetime.fromtimestamp(now_ts, UTC)
         cache: dict[str, Any] = {}
@@ -162,7 +210,12 @@ class Engine:
         if app_state is not None and app_state.ref is not None:
             conv_key = dial_key(event.channel, app_state.ref)
         existing = await self.store.get_conversation(conv_key) if conv_key else None
-        if conv_key is not None:
+        keyword = rules.compliance.keyword(event)
+        if keyword in ("stop", "start") or (keyword == "help" and rules.compliance.help_reply):
+            return self._keyword(rules.compliance, keyword, event, key, existing, now_ts)
+        if conv_key is not None and keyword is None:
+            # HELP without a help reply skips the dialogue (which must not swallow it) and
+            # goes to the rules.
             taken = self._continue(
                 rules, event, key, app_state, existing, conv_key, now_ts, scope, context
             )
@@ -336,12 +389,17 @@ class Engine:
         env = Env(event, key, now_ts, Scope(now=now, context=lambda: context), context)
         if dialogue is None or state is None or state.wait is None:
             why = "dialogue or state no longer exists"
-            return self._run_step(
+            outcome = self._run_step(
                 event, partial(self.runner.abandon, conversation, env, why), env, None
-            ), key
-        return self._run_step(
-            event, partial(self.runner.timeout, dialogue, conversation, env), env, conversation
-        ), key
+            )
+        else:
+            outcome = self._run_step(
+                event,
+                partial(self.runner.timeout, dialogue, conversation, env),
+                env,
+                conversation,
+            )
+        return await self.guard.apply(self.rules.compliance, event, outcome, now_ts), key
 
     async def _match_rules(
         self,

@@ -26,6 +26,7 @@ class OutboundCall:
     method: str = "POST"
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 10.0
+    not_before: float | None = None  # quiet hours: hold the call until then
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
@@ -62,6 +63,7 @@ class Commit:
     conversation: Conversation | None = None
     expected_version: int = 0
     timer: TimerWrite | None = None
+    opt_outs: tuple[tuple[str, bool], ...] = ()  # (contact key, opted out) to record
 
 
 @dataclass(frozen=True, slots=True)

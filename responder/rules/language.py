@@ -617,10 +617,17 @@ def _dialogues_spec() -> Spec:
     return ListOf(DIALOGUE, "The dialogues of this file.", single=False, partial=True)
 
 
+def _compliance_spec() -> Spec:
+    from responder.compliance_language import COMPLIANCE
+
+    return COMPLIANCE
+
+
 FILE: Final = Obj(
     {
         "rules": Field(ListOf(RULE, "The rules of this file.", single=False, partial=True)),
         "dialogues": Field(_dialogues_spec),
+        "compliance": Field(_compliance_spec),
     },
     "A responder rules file.",
     title="responder rules file",

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
+from responder.compliance import Compliance
 from responder.dialogues.model import Dialogue
 from responder.errors import Problem, RulesError
 from responder.rules.language import FILE
@@ -45,6 +46,7 @@ def load_rules(paths: Iterable[str | Path], templates: Templates | None = None) 
     rules: list[Rule] = []
     first_seen: dict[str, Rule] = {}
     dialogues: dict[str, Dialogue] = {}
+    compliance: Compliance | None = None
     for path in files:
         name = str(path)
         try:
@@ -72,9 +74,22 @@ def load_rules(paths: Iterable[str | Path], templates: Templates | None = None) 
         problems.extend(ctx.problems)
         if parsed is INVALID:
             continue
-        if parsed.get("rules") is None and parsed.get("dialogues") is None:
+        if all(parsed.get(k) is None for k in ("rules", "dialogues", "compliance")):
             problems.append(Problem(name, 1, "expected a 'rules:' or 'dialogues:' list"))
             continue
+        found = parsed.get("compliance")
+        if found is not None:
+            if compliance is not None:
+                problems.append(
+                    Problem(
+                        name,
+                        found.line,
+                        "a second 'compliance:' block (first "
+                        f"at {compliance.file}:{compliance.line})",
+                    )
+                )
+            else:
+                compliance = found
         for dialogue in parsed.get("dialogues") or ():
             seen = dialogues.get(dialogue.name)
             if seen is not None:
@@ -113,4 +128,4 @@ def load_rules(paths: Iterable[str | Path], templates: Templates | None = None) 
             )
     if problems:
         raise RulesError(problems)
-    return RuleSet.build(rules, [str(f) for f in files], list(dialogues.values()))
+    return RuleSet.build(rules, [str(f) for f in files], list(dialogues.values()), compliance)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from responder.compliance import Compliance
 from responder.conditions import AllOf
 from responder.templates import Template
 
@@ -84,10 +85,15 @@ class RuleSet:
     by_kind: Mapping[str, tuple[Rule, ...]]
     dialogues: Mapping[str, Dialogue] = field(default_factory=dict)
     starts: Mapping[str, tuple[Dialogue, ...]] = field(default_factory=dict)
+    compliance: Compliance = field(default_factory=Compliance)
 
     @classmethod
     def build(
-        cls, rules: list[Rule], files: list[str], dialogues: list[Dialogue] | None = None
+        cls,
+        rules: list[Rule],
+        files: list[str],
+        dialogues: list[Dialogue] | None = None,
+        compliance: Compliance | None = None,
     ) -> RuleSet:
         ordered = tuple(sorted(rules, key=lambda r: (-r.priority, r.order)))
         index: dict[str, list[Rule]] = {}
@@ -110,6 +116,7 @@ class RuleSet:
             {k: tuple(v) for k, v in index.items()},
             by_name,
             {k: tuple(v) for k, v in starts.items()},
+            compliance or Compliance(),
         )
 
     def candidates(self, kind: str) -> tuple[Rule, ...]:

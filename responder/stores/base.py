@@ -31,6 +31,10 @@ class Store(Protocol):
         """A random 32-byte secret created once and shared by every process on this store."""
         ...
 
+    async def opted_out(self, keys: list[str]) -> set[str]:
+        """Which of these contact keys have opted out."""
+        ...
+
     async def get_conversation(self, key: str) -> Conversation | None: ...
 
     async def claim_timers(self, now: float, lease: float, limit: int) -> list[Timer]:

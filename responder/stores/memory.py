@@ -29,7 +29,8 @@ class MemoryStore:
         self._hits: dict[str, list[float]] = {}
         self._conversations: dict[str, Conversation] = {}
         self._timers: dict[str, list[float]] = {}
-        self._secrets: dict[str, bytes] = {}  # key -> [due, seq, next offer]
+        self._secrets: dict[str, bytes] = {}
+        self._opt_outs: dict[str, bool] = {}  # key -> [due, seq, next offer]
 
     async def open(self) -> None:
         return None
@@ -65,7 +66,10 @@ class MemoryStore:
         self._responses[commit.key] = (commit.response, commit.now + commit.ttl)
         for call in calls:
             if call.key not in self._outbox:
-                self._outbox[call.key] = _Row(call, commit.now, commit.now)
+                due = max(commit.now, call.not_before or 0.0)
+                self._outbox[call.key] = _Row(call, commit.now, due)
+        for contact, opted_out in commit.opt_outs:
+            self._opt_outs[contact] = opted_out
         for key in commit.hits:
             bisect.insort(self._hits.setdefault(key, []), commit.now)
         if conversation is not None:
@@ -83,6 +87,9 @@ class MemoryStore:
 
     async def secret(self, name: str) -> bytes:
         return self._secrets.setdefault(name, secrets.token_bytes(32))
+
+    async def opted_out(self, keys: list[str]) -> set[str]:
+        return {k for k in keys if self._opt_outs.get(k)}
 
     async def get_conversation(self, key: str) -> Conversation | None:
         return self._conversations.get(key)

@@ -59,6 +59,8 @@ CREATE TABLE IF NOT EXISTS timers (
     offer REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS timers_offer ON timers (offer);
+CREATE TABLE IF NOT EXISTS opt_outs (key TEXT PRIMARY KEY, opted_out INTEGER NOT NULL,
+                                     updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
@@ -178,7 +180,14 @@ class SqliteStore:
             )
             db.executemany(
                 "INSERT OR IGNORE INTO outbox (key, payload, created, next_at) VALUES (?,?,?,?)",
-                [(c.key, c.to_json(), commit.now, commit.now) for c in commit.calls],
+                [
+                    (c.key, c.to_json(), commit.now, max(commit.now, c.not_before or 0.0))
+                    for c in commit.calls
+                ],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO opt_outs VALUES (?, ?, ?)",
+                [(k, int(v), commit.now) for k, v in commit.opt_outs],
             )
             db.executemany("INSERT INTO hits VALUES (?, ?)", [(k, commit.now) for k in commit.hits])
             if commit.conversation is not None:
@@ -205,6 +214,19 @@ class SqliteStore:
             return bytes(row[0])
 
         return await self._run(lambda: self._tx(write))
+
+    async def opted_out(self, keys: list[str]) -> set[str]:
+        def read() -> set[str]:
+            if not keys:
+                return set()
+            marks = ",".join("?" * len(keys))
+            rows = self._db.execute(
+                f"SELECT key FROM opt_outs WHERE opted_out = 1 AND key IN ({marks})",  # noqa: S608
+                keys,
+            ).fetchall()
+            return {r[0] for r in rows}
+
+        return await self._run(read)
 
     async def get_conversation(self, key: str) -> Conversation | None:
         def read() -> Conversation | None:

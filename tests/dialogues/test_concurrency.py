@@ -225,6 +225,11 @@ async def ivr_calls_all(store: Any) -> list[Any]:
 # -- SMS ---------------------------------------------------------------------------------------
 
 SURVEY = """
+# This dialogue ends on the word "stop" and takes bursts of messages: the compliance layer is
+# told so (STOP opt-out on another word, a loop guard that allows the bursts).
+compliance:
+  stop: {words: [unsubscribe]}
+  loop_guard: {replies: 1000, within: 1s}
 dialogues:
   - name: survey
     start: {on: sms.received, when: {text: {keyword: survey}}}
