@@ -162,6 +162,7 @@ async def _process(
             outcome.conversation,
             outcome.expected_version,
             outcome.timer,
+            outcome.opt_outs,
         )
         try:
             stored, fresh = await app[STORE].commit(commit)
