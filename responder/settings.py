@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -11,6 +12,10 @@ from responder.errors import SettingsError
 
 DEFAULT_CHANNELS: Mapping[str, str] = {"textit": "textit", "hoiio": "hoiio"}
 PROVIDER_NAMES = frozenset({"textit", "hoiio"})
+# ``RESPONDER_WEBHOOK_SECRET_<CHANNEL>``: the channel name upper-cased, ``-`` as ``_``.
+CHANNEL_SECRET_PREFIX = "RESPONDER_WEBHOOK_SECRET_"  # noqa: S105 (a name, not a secret)
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +26,14 @@ class Settings:
     store: str = "sqlite:///responder.db"
     public_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
+    # Per-channel webhook secrets; a channel listed here uses its own instead of the global.
+    webhook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Check Hoiio's X-Hoiio-Signature (HMAC-SHA256 of the raw body, keyed by the token).
+    hoiio_verify_signature: bool = False
+    # When not empty, webhooks are accepted only from these addresses / networks.
+    allow_ips: tuple[IPNetwork, ...] = ()
+    # Proxies whose X-Forwarded-For is believed when checking ``allow_ips``.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     state_key: str | None = field(default=None, repr=False)
     hoiio_app_id: str | None = None
     hoiio_access_token: str | None = field(default=None, repr=False)
@@ -66,7 +79,27 @@ class Settings:
                 values[name] = _int(key, env[key])
         if env.get("RESPONDER_CHANNELS"):
             values["channels"] = parse_channels(env["RESPONDER_CHANNELS"])
+        if env.get("HOIIO_VERIFY_SIGNATURE", "").strip():
+            values["hoiio_verify_signature"] = _bool(
+                "HOIIO_VERIFY_SIGNATURE", env["HOIIO_VERIFY_SIGNATURE"]
+            )
+        for key, name in (
+            ("RESPONDER_ALLOW_IPS", "allow_ips"),
+            ("RESPONDER_TRUSTED_PROXIES", "trusted_proxies"),
+        ):
+            if env.get(key, "").strip():
+                values[name] = parse_networks(key, env[key])
+        channels = values.get("channels", overrides.get("channels")) or DEFAULT_CHANNELS
+        secrets = channel_secrets(env, channels)
+        if secrets:
+            values["webhook_secrets"] = secrets
         values.update({k: v for k, v in overrides.items() if v is not None})
+        for key, name in (
+            ("RESPONDER_ALLOW_IPS", "allow_ips"),
+            ("RESPONDER_TRUSTED_PROXIES", "trusted_proxies"),
+        ):
+            if isinstance(values.get(name), str):  # a flag or a test passes the env syntax
+                values[name] = parse_networks(key, values[name])
         settings = replace(cls(), **values)
         settings.validate()
         return settings
@@ -86,6 +119,29 @@ class Settings:
             raise SettingsError("RESPONDER_STATE_KEY", "must be at least 16 characters")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise SettingsError("RESPONDER_PUBLIC_URL", "must start with http:// or https://")
+        for name, secret in self.webhook_secrets.items():
+            if name not in self.channels:
+                raise SettingsError(secret_env_key(name), f"there is no channel named {name!r}")
+            if not secret:
+                raise SettingsError(secret_env_key(name), "must not be empty")
+        if self.hoiio_verify_signature and not self.hoiio_access_token:
+            raise SettingsError(
+                "HOIIO_VERIFY_SIGNATURE", "needs HOIIO_ACCESS_TOKEN (the key Hoiio signs with)"
+            )
+
+    def secret_for(self, channel: str) -> str | None:
+        """The webhook secret of ``channel``: its own, else the global one, else None."""
+        return self.webhook_secrets.get(channel) or self.webhook_secret or None
+
+    def verifies_signature(self, channel: str) -> bool:
+        """Whether requests on ``channel`` must carry a valid ``X-Hoiio-Signature``."""
+        return self.hoiio_verify_signature and self.channels.get(channel) == "hoiio"
+
+    def is_open(self, channel: str) -> bool:
+        """True when ``channel`` has no secret, no signature check and no allow-list."""
+        return not (
+            self.secret_for(channel) or self.verifies_signature(channel) or self.allow_ips
+        )
 
     @property
     def hoiio_credentials(self) -> tuple[str, str] | None:
@@ -109,6 +165,55 @@ def parse_channels(text: str) -> dict[str, str]:
             raise SettingsError("RESPONDER_CHANNELS", f"unknown provider {provider!r}")
         channels[name] = provider
     return channels
+
+
+def secret_env_key(channel: str) -> str:
+    """The environment variable holding ``channel``'s own webhook secret."""
+    return CHANNEL_SECRET_PREFIX + channel.upper().replace("-", "_")
+
+
+def channel_secrets(env: Mapping[str, str], channels: Mapping[str, str]) -> dict[str, str]:
+    """``RESPONDER_WEBHOOK_SECRET_<CHANNEL>`` variables -> channel name to secret.
+
+    A variable that names no channel is an error: a typo must not leave a channel open.
+    """
+    by_key: dict[str, list[str]] = {}
+    for name in channels:
+        by_key.setdefault(secret_env_key(name), []).append(name)
+    out: dict[str, str] = {}
+    for key, value in env.items():
+        if not key.startswith(CHANNEL_SECRET_PREFIX) or not value.strip():
+            continue
+        names = by_key.get(key)
+        if not names:
+            raise SettingsError(key, "names no channel (see RESPONDER_CHANNELS)")
+        if len(names) > 1:
+            raise SettingsError(key, f"is ambiguous: channels {sorted(names)}")
+        out[names[0]] = value.strip()
+    return out
+
+
+def parse_networks(key: str, text: str) -> tuple[IPNetwork, ...]:
+    """``10.0.0.0/8, 203.0.113.7, 2001:db8::/32`` -> networks (a bare address is a /32 or /128)."""
+    out: list[IPNetwork] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            out.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise SettingsError(key, f"{item!r} is not an IP address or network") from None
+    return tuple(out)
+
+
+def _bool(key: str, value: str) -> bool:
+    folded = value.strip().lower()
+    if folded in ("1", "true", "yes", "on"):
+        return True
+    if folded in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(key, f"{value!r} is not true or false")
 
 
 def _int(key: str, value: str) -> int:
