@@ -65,7 +65,14 @@ class QuietHours:
             inside = t >= self.start or t < self.end
         if not inside:
             return None
-        end = local.replace(hour=self.end.hour, minute=self.end.minute, second=0, microsecond=0)
+        # Wall-clock arithmetic on an aware datetime: zoneinfo gives the offset of the new
+        # wall time, so a window spanning a DST change still ends at its local hour.
+        end = local.replace(
+            hour=self.end.hour,
+            minute=self.end.minute,
+            second=self.end.second,
+            microsecond=self.end.microsecond,
+        )
         if end <= local:
             end += timedelta(days=1)
         return end
@@ -95,7 +102,7 @@ class Compliance:
 
     def keyword(self, event: Event) -> str | None:
         """ "stop", "start" or "help" when the whole message is one of those words."""
-        if event.kind != "sms.received" or not event.text:
+        if event.kind != "sms.received" or not event.text or event_contact(event) is None:
             return None
         found = words(event.text)
         if len(found) != 1:
@@ -110,14 +117,18 @@ class Compliance:
         return None
 
 
-def contact_key(provider: str, contact: str) -> str:
-    """Opt-outs hold per provider and number: STOP on one Hoiio number stops them all."""
-    return f"{provider}:{contact}"
+def event_contact(event: Event) -> str | None:
+    """Who an event is from: the number, else (TextIt contacts without one) the UUID."""
+    return event.contact or event.contact_uuid
 
 
 def recipient(call: OutboundCall) -> str | None:
-    """The number a message call goes to, or None for calls that are not messages."""
-    if call.provider == "hoiio" and call.endpoint == "sms/send":
+    """The contact a call reaches (an SMS, or a call we dial), or None for other calls.
+
+    Opt-outs, caps and the loop guard hold per contact, whichever provider, channel or
+    number of ours reaches them: STOP sent to one number stops every message and dial.
+    """
+    if call.provider == "hoiio" and call.endpoint in ("sms/send", "ivr/start/dial"):
         return str(call.params.get("dest") or "") or None
     if call.provider == "textit" and call.endpoint in ("broadcasts.json", "messages.json"):
         urns = call.params.get("urns") or []

@@ -15,7 +15,7 @@ from responder.compliance import (
     Window,
 )
 from responder.conditions import words
-from responder.rules.language import SMS_TEXT_MAX, HoursSpec, TimezoneSpec
+from responder.rules.language import TEXTIT_REPLY_MAX, HoursSpec, TimezoneSpec
 from responder.rules.spec import (
     INVALID,
     Ctx,
@@ -55,7 +55,7 @@ def _keywords(what: str, default_words: tuple[str, ...], default_reply: str | No
     return Obj(
         {
             "words": Field(_keyword_list(f"Whole-message words that mean {what}.")),
-            "reply": Field(Str(f"Confirmation sent for {what}.", max_len=SMS_TEXT_MAX)),
+            "reply": Field(Str(f"Confirmation sent for {what}.", max_len=TEXTIT_REPLY_MAX)),
         },
         f"The {what} keywords and their answer.",
         build=_build_keywords(default_words, default_reply),
@@ -100,9 +100,18 @@ def _build(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
     stop = fields["stop"] or (frozenset(DEFAULT_STOP), DEFAULT_STOP_REPLY)
     start = fields["start"] or (frozenset(DEFAULT_START), DEFAULT_START_REPLY)
     help_ = fields["help"] or (frozenset(DEFAULT_HELP), None)
-    clash = (stop[0] & start[0]) | (stop[0] & help_[0]) | (start[0] & help_[0])
-    if clash:
-        return ctx.error(line, path, f"a word is in two keyword lists: {sorted(clash)[0]!r}")
+    lists = (("stop", stop[0]), ("start", start[0]), ("help", help_[0]))
+    for index, (later, later_words) in enumerate(lists):
+        for earlier, earlier_words in lists[:index]:
+            clash = sorted(later_words & earlier_words)
+            if clash:
+                # Reported at the list that repeats a word (or the block, for a default list).
+                where = later if later in ctx.key_lines else earlier
+                return ctx.error(
+                    ctx.key_lines.get(where, line),
+                    f"{path}.{where}.words",
+                    f"{clash[0]!r} is also a {later if where == earlier else earlier} word",
+                )
     guard = fields["loop_guard"]
     return Compliance(
         stop_words=stop[0],

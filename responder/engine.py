@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from responder.appstate import AppState, Signer
-from responder.compliance import Compliance, contact_key
+from responder.compliance import Compliance, event_contact
 from responder.conditions import Captures, Scope
 from responder.conversations import (
     Conversation,
@@ -52,7 +52,7 @@ class Outcome:
     expected_version: int = 0
     timer: TimerWrite | None = None
     opt_outs: tuple[tuple[str, bool], ...] = ()
-    exempt: bool = False  # compliance confirmations: never filtered
+    exempt: bool = False  # STOP/START/HELP confirmations: only the loop guard applies
 
 
 NOTHING = Outcome()
@@ -163,8 +163,8 @@ class Engine:
         now_ts: float,
     ) -> Outcome:
         """STOP, START and HELP, answered ahead of every rule and dialogue."""
-        assert event.contact is not None
-        contact = contact_key(event.provider, event.contact)
+        contact = event_contact(event)
+        assert contact is not None  # keyword() needs one
         text = {"stop": compliance.stop_reply, "start": compliance.start_reply}.get(
             keyword, compliance.help_reply
         )

@@ -8,7 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from responder.compliance import Compliance, contact_key, defer, recipient
+from responder.compliance import Compliance, defer, event_contact, recipient
+from responder.conversations import TimerWrite
 from responder.events import Event
 from responder.outbound import OutboundCall
 from responder.stores.base import Store
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("responder.compliance")
 
 TIMEOUT_KIND = "dialogue.timeout"
+DIAL = "ivr/start/dial"
 
 
 class Guard:
@@ -28,47 +30,51 @@ class Guard:
     async def apply(
         self, compliance: Compliance, event: Event, outcome: Outcome, now: float
     ) -> Outcome:
-        if outcome.exempt:
-            return outcome
-        reply_to = None
-        if outcome.reply_text is not None and event.kind != "flow.step" and event.contact:
-            reply_to = contact_key(event.provider, event.contact)
-        targets: list[tuple[OutboundCall, str, str]] = []  # call, number, contact key
+        """The outcome with what compliance forbids taken out (or held until later).
+
+        Confirmations of STOP/START/HELP (``exempt``) reach opted-out contacts and ignore
+        caps and quiet hours, but still count towards the loop guard: two auto-responders
+        could otherwise bounce STOP and START between them for ever.
+        """
+        own = event_contact(event)
+        reply_to = own if outcome.reply_text is not None and event.kind != "flow.step" else None
+        targets: list[tuple[OutboundCall, str]] = []  # message or dial, and its contact
         for call in outcome.calls:
             number = recipient(call)
             if number is not None:
-                targets.append((call, number, contact_key(call.provider, number)))
+                targets.append((call, number))
         if reply_to is None and not targets:
             return outcome
-        keys = sorted({k for _, _, k in targets} | ({reply_to} if reply_to else set()))
-        opted = await self.store.opted_out(keys)
-        dropped: set[str] = set()  # call keys not to send
+        exempt = outcome.exempt
+        keys = sorted({number for _, number in targets} | ({reply_to} if reply_to else set()))
+        opted = set() if exempt else await self.store.opted_out(keys)
+        cap = None if exempt else compliance.cap
+        dropped: dict[str, str] = {}  # call key -> why it is not sent
         reply_text = outcome.reply_text
         if reply_to in opted:
-            log.info("no reply to %s: opted out", event.contact)
+            log.info("no reply to %s: opted out", reply_to)
             reply_text, reply_to = None, None
-        for call, number, key in targets:
-            if key in opted:
+        for call, number in targets:
+            if number in opted:
                 log.info("no %s to %s: opted out", call.endpoint, number)
-                dropped.add(call.key)
+                dropped[call.key] = "opted out"
         # Counting per contact: the reply, plus each message call still going out.
         counts: dict[str, int] = {}
         if reply_to:
             counts[reply_to] = 1
-        for call, _, key in targets:
+        for call, number in targets:
             if call.key not in dropped:
-                counts[key] = counts.get(key, 0) + 1
-        own = contact_key(event.provider, event.contact) if event.contact else None
+                counts[number] = counts.get(number, 0) + 1
         over: set[str] = set()
         hits: list[str] = []
         for key, count in counts.items():
-            if compliance.cap is not None:
-                sent = await self.store.count_hits(f"cap:{key}", now - compliance.cap.every)
-                if sent + count > compliance.cap.count:
+            if cap is not None:
+                sent = await self.store.count_hits(f"cap:{key}", now - cap.every)
+                if sent + count > cap.count:
                     log.warning(
                         "cap of %d message(s) per %.0fs reached for %s: not sent",
-                        compliance.cap.count,
-                        compliance.cap.every,
+                        cap.count,
+                        cap.every,
                         key,
                     )
                     over.add(key)
@@ -87,25 +93,30 @@ class Guard:
                     over.add(key)
                     continue
                 hits.append(f"loop:{key}")
-            if compliance.cap is not None:
+            if cap is not None:
                 hits.extend([f"cap:{key}"] * count)
         if reply_to in over:
             reply_text = None
+        for call, number in targets:
+            if number in over and call.key not in dropped:
+                dropped[call.key] = "over the cap or loop guard"
         calls: list[OutboundCall] = []
+        quiet = None if exempt else compliance.quiet_hours
         quiet_end = None
-        if compliance.quiet_hours is not None:
-            end = compliance.quiet_hours.quiet_until(datetime.fromtimestamp(now, UTC))
+        if quiet is not None:
+            end = quiet.quiet_until(datetime.fromtimestamp(now, UTC))
             quiet_end = end.timestamp() if end else None
         for call in outcome.calls:
-            number = recipient(call)
-            target = contact_key(call.provider, number) if number else None
-            if call.key in dropped or target in over:
+            if call.key in dropped:
                 continue
-            proactive = event.kind == TIMEOUT_KIND or number != event.contact
-            if number and proactive and quiet_end is not None:
-                assert compliance.quiet_hours is not None
-                if compliance.quiet_hours.action == "drop":
+            number = recipient(call)
+            # Answers to the contact's own message or call are not proactive; reminders
+            # (timers) and messages or calls to other numbers are.
+            proactive = event.kind == TIMEOUT_KIND or number != own
+            if number and proactive and quiet is not None and quiet_end is not None:
+                if quiet.action == "drop":
                     log.info("quiet hours: %s to %s dropped", call.endpoint, number)
+                    dropped[call.key] = "quiet hours"
                     continue
                 log.info(
                     "quiet hours: %s to %s held until %s",
@@ -115,6 +126,28 @@ class Guard:
                 )
                 call = defer(call, quiet_end)
             calls.append(call)
-        return replace(
+        result = replace(
             outcome, reply_text=reply_text, calls=tuple(calls), hits=outcome.hits + tuple(hits)
         )
+        return _end_undialled(result, outcome.calls, dropped, now)
+
+
+def _end_undialled(
+    outcome: Outcome, planned: tuple[OutboundCall, ...], dropped: dict[str, str], now: float
+) -> Outcome:
+    """A dialogue whose dial was not placed ends at once instead of waiting for a call
+    that will never come."""
+    conversation = outcome.conversation
+    if conversation is None or conversation.status != "active":
+        return outcome
+    for call in planned:
+        if call.endpoint == DIAL and call.key in dropped:
+            ended = replace(
+                conversation,
+                status="ended",
+                outcome=f"not dialled: {dropped[call.key]}",
+                updated=now,
+            )
+            log.info("conversation %s ended: not dialled (%s)", ended.key, dropped[call.key])
+            return replace(outcome, conversation=ended, timer=TimerWrite(ended.key, None))
+    return outcome
