@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import signal
 import time
@@ -15,6 +14,14 @@ from aiohttp import web
 
 from responder import __version__
 from responder.appstate import AppState, AppStateError, Signer, looks_like_ours
+from responder.auth import (
+    SECRET_PARAMS,
+    check_address,
+    check_secret,
+    check_signature,
+    client_address,
+    open_channels,
+)
 from responder.clients.delivery import Delivery
 from responder.clients.sender import Sender
 from responder.conversations import ConflictError
@@ -81,26 +88,23 @@ async def error_middleware(
         return web.json_response({"error": "internal error"}, status=500)
 
 
-def _check_secret(settings: Settings, request: web.Request) -> None:
-    secret = settings.webhook_secret
-    if not secret:
-        return
-    given = request.query.get("secret") or request.query.get("password") or ""
-    if not hmac.compare_digest(given.encode(), secret.encode()):
-        raise Unauthorized("missing or wrong webhook secret", status=401 if not given else 403)
-
-
 async def webhook(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
     channel = request.match_info["channel"]
+    # Refusals come before anything is read or written: they have no side effect at all.
+    address = client_address(
+        request.remote, request.headers.getall("X-Forwarded-For", []), settings.trusted_proxies
+    )
+    check_address(settings, address)
     provider_name = settings.channels.get(channel)
     if provider_name is None:
         raise web.HTTPNotFound(text=f"no channel named {channel!r}")
-    _check_secret(settings, request)
+    check_secret(settings, channel, request.query)
     provider = PROVIDERS[provider_name]
     body = await request.read()
-    query = tuple((k, v) for k, v in request.query.items() if k not in ("secret", "password"))
+    check_signature(settings, channel, request.headers, body)
+    query = tuple((k, v) for k, v in request.query.items() if k not in SECRET_PARAMS)
     wreq = WebhookRequest(
         query=query, body=body, content_type=request.content_type, headers=dict(request.headers)
     )
@@ -201,7 +205,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     key = settings.state_key.encode() if settings.state_key else await store.secret("app_state")
     engine = app[ENGINE]
     hoiio_channel = next((n for n, p in settings.channels.items() if p == "hoiio"), "hoiio")
-    engine.runner = Runner(Signer(key), settings.public_url, hoiio_channel)
+    secrets = {name: s for name in settings.channels if (s := settings.secret_for(name))}
+    engine.runner = Runner(Signer(key), settings.public_url, hoiio_channel, secrets)
+    for warning in open_channels(settings):
+        log.warning("%s", warning)
     if not settings.public_url and any(d.mode == "ivr" for d in engine.rules.dialogues.values()):
         log.warning(
             "RESPONDER_PUBLIC_URL is not set: IVR dialogues cannot give Hoiio a "

@@ -139,9 +139,7 @@ class Settings:
 
     def is_open(self, channel: str) -> bool:
         """True when ``channel`` has no secret, no signature check and no allow-list."""
-        return not (
-            self.secret_for(channel) or self.verifies_signature(channel) or self.allow_ips
-        )
+        return not (self.secret_for(channel) or self.verifies_signature(channel) or self.allow_ips)
 
     @property
     def hoiio_credentials(self) -> tuple[str, str] | None:

@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -68,6 +69,8 @@ class Simulator:
             hoiio_api_url=hoiio.url,
             textit_api_token="simulator-token",  # noqa: S106 - goes to the local fake
             capture_http_url=http.url,
+            # Only this process talks to the simulated server.
+            allow_ips=(ip_network("127.0.0.1/32"),),
             textit_api_url=textit.url,
         )
         app = create_app(settings, rules=self.rules, clock=self.clock)

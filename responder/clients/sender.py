@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -31,9 +32,22 @@ MAX_RESPONSE_BYTES: Final = 256 * 1024
 MAX_RETRY_AFTER: Final = 86400.0
 
 
+# ``secret=...`` inside a URL parameter (a notify_url carries the channel's webhook secret).
+_SECRET_IN_URL: Final = re.compile(
+    "((?:^|[?&])(?:" + "|".join(sorted(SECRET_PARAMS)) + ")=)[^&#]*", re.IGNORECASE
+)
+
+
 def redact(params: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``params`` safe to log."""
-    return {k: ("***" if k.lower() in SECRET_PARAMS else v) for k, v in params.items()}
+    return {
+        k: "***"
+        if k.lower() in SECRET_PARAMS
+        else _SECRET_IN_URL.sub(r"\1***", v)
+        if isinstance(v, str)
+        else v
+        for k, v in params.items()
+    }
 
 
 def loggable_endpoint(call: OutboundCall) -> str:

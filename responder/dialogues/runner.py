@@ -8,6 +8,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
+from urllib.parse import urlencode
 
 from responder.appstate import AppState, Signer
 from responder.conditions import Captures, Scope
@@ -55,11 +56,17 @@ class Runner:
     """Runs dialogues; IVR blocks carry a signed app_state in their notify_url."""
 
     def __init__(
-        self, signer: Signer, public_url: str | None, hoiio_channel: str = "hoiio"
+        self,
+        signer: Signer,
+        public_url: str | None,
+        hoiio_channel: str = "hoiio",
+        secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.signer = signer
         self.public_url = public_url.rstrip("/") if public_url else None
         self.hoiio_channel = hoiio_channel
+        # Webhook secrets by channel: a notify_url must pass the check its channel makes.
+        self.secrets = dict(secrets or {})
 
     # -- entry points ------------------------------------------------------------------
 
@@ -440,6 +447,9 @@ class Runner:
                 "RESPONDER_PUBLIC_URL is not set: IVR dialogues need it to build Hoiio notify_url"
             )
         base = f"{self.public_url}/webhooks/{conversation.channel}"
+        secret = self.secrets.get(conversation.channel)
+        if secret:
+            base += "?" + urlencode({"secret": secret})
         return self.signer.notify_url(
             base,
             conversation.session or "",

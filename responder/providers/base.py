@@ -12,8 +12,12 @@ from urllib.parse import parse_qsl
 from responder.errors import BadRequest
 from responder.events import Event
 
-# Every limit has a number: how many parameters one webhook may carry.
+# Every limit has a number: how many parameters one webhook may carry, and how long one
+# parameter (or a string anywhere in a JSON body) may be.
 MAX_PARAMS = 500
+MAX_FIELD_CHARS = 10_000
+# TextIt's legacy flow fields hold the whole run as JSON; only the body size bounds them.
+STRUCTURED_FIELDS = frozenset({"values", "steps"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,8 @@ def parse_params(request: WebhookRequest) -> Params:
             if ctype == "application/json" or ctype.endswith("+json"):
                 raise BadRequest(f"body is not valid JSON: {exc}") from None
             loaded = None
+        except RecursionError:
+            raise BadRequest("JSON body is nested too deeply") from None
         if isinstance(loaded, dict):
             document = loaded
             for key, value in loaded.items():
@@ -117,12 +123,47 @@ def parse_params(request: WebhookRequest) -> Params:
         pairs.extend(_pairs(body))
     if len(pairs) > MAX_PARAMS:
         raise BadRequest(f"too many parameters ({len(pairs)} > {MAX_PARAMS})")
+    for key, value in pairs:
+        _check_length(key, value)
+    if document is not None:
+        _check_document(document)
     values: dict[str, str] = {}
     repeated: dict[str, list[str]] = {}
     for key, value in pairs:
         values[key] = value
         repeated.setdefault(key, []).append(value)
     return Params(values=values, repeated=repeated, document=document)
+
+
+def _field_name(name: str) -> str:
+    return repr(name if len(name) <= 60 else name[:60] + "...")
+
+
+def _check_length(name: str, value: str) -> None:
+    """Refuse a parameter name or value over MAX_FIELD_CHARS, naming the field."""
+    if len(name) > MAX_FIELD_CHARS:
+        raise BadRequest(f"a field name is {len(name)} characters long (limit {MAX_FIELD_CHARS})")
+    if len(value) > MAX_FIELD_CHARS and name not in STRUCTURED_FIELDS:
+        raise BadRequest(
+            f"field {_field_name(name)} is {len(value)} characters long (limit {MAX_FIELD_CHARS})"
+        )
+
+
+def _check_document(document: dict[str, Any]) -> None:
+    """Every key and string inside a JSON body obeys the field limit (path in the message)."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:  # iterative: a body may nest as deep as the JSON parser allowed
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                name = f"{path}.{key}" if path else str(key)
+                if len(key) > MAX_FIELD_CHARS:
+                    _check_length(key, "")
+                stack.append((name, value))
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(node))
+        elif isinstance(node, str) and len(node) > MAX_FIELD_CHARS:
+            _check_length(path, node)
 
 
 def body_hash(request: WebhookRequest) -> str:

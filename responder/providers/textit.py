@@ -98,7 +98,7 @@ def _legacy_values(
         return {}, None
     try:
         items = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}, "flow values are not valid JSON; ignored"
     if not isinstance(items, list):
         return {}, "flow values are not a JSON list; ignored"

@@ -338,3 +338,34 @@ def test_redact_hides_secrets_and_keeps_the_rest() -> None:
         "dest": ALICE,
     }
     assert params["access_token"] == HOIIO_TOKEN  # the original is untouched
+
+
+def test_redact_hides_secrets_inside_urls() -> None:
+    notify = "https://ivr.example.org/webhooks/hoiio?secret=s3cr%2Bt&app_state=m:menu:1&sig=ab"
+    params = {
+        "notify_url": notify,
+        "other": "http://x/?a=1&password=pw#frag",
+        "msg": "my secret=shh stays: it is text, not a URL parameter",
+        "session": "S-1",
+        "max_digits": 1,
+    }
+    safe = redact(params)
+    assert safe["notify_url"] == (
+        "https://ivr.example.org/webhooks/hoiio?secret=***&app_state=m:menu:1&sig=ab"
+    )
+    assert safe["other"] == "http://x/?a=1&password=***#frag"
+    assert safe["msg"] == params["msg"]
+    assert safe["session"] == "S-1"
+    assert safe["max_digits"] == 1
+
+
+async def test_dry_run_log_hides_the_secret_in_notify_url(
+    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    sender = Sender(Settings.from_env({}), session)
+    caplog.set_level(logging.DEBUG)
+    notify = "https://ivr.example.org/webhooks/hoiio?secret=webhook-secret-9&app_state=a:b:1"
+    call = OutboundCall("e#0", "hoiio", "ivr/middle/play", {"session": "S-1", "notify_url": notify})
+    assert await sender.send(call) == "dry_run"
+    assert "webhook-secret-9" not in caplog.text
+    assert "secret=***&app_state=a:b:1" in caplog.text

@@ -10,6 +10,7 @@ from responder.errors import BadRequest
 from responder.providers import PROVIDERS
 from responder.providers.base import (
     EMPTY_OK,
+    MAX_FIELD_CHARS,
     MAX_PARAMS,
     HttpReply,
     WebhookRequest,
@@ -207,6 +208,69 @@ def test_too_many_json_keys_is_bad_request() -> None:
     body = json.dumps({f"k{i}": i for i in range(MAX_PARAMS + 1)}).encode()
     with pytest.raises(BadRequest, match="too many parameters"):
         parse_params(request(body, ctype=JSON))
+
+
+def test_field_at_the_length_limit_is_fine() -> None:
+    text = "é" * MAX_FIELD_CHARS  # characters, not bytes
+    body = f"msg={text}&from=1".encode()
+    assert parse_params(request(body)).values["msg"] == text
+    query = (("text", "x" * MAX_FIELD_CHARS),)
+    assert len(parse_params(request(b"", query=query)).values["text"]) == MAX_FIELD_CHARS
+
+
+@pytest.mark.parametrize("where", ["body", "query"])
+def test_field_over_the_length_limit_names_the_field(where: str) -> None:
+    long = "x" * (MAX_FIELD_CHARS + 1)
+    body = f"from=1&msg={long}".encode() if where == "body" else b""
+    query = (("msg", long),) if where == "query" else ()
+    with pytest.raises(BadRequest) as exc:
+        parse_params(request(body, query=query))
+    assert exc.value.reason == f"field 'msg' is {MAX_FIELD_CHARS + 1} characters long (limit 10000)"
+
+
+def test_long_field_name_is_refused_without_repeating_it() -> None:
+    with pytest.raises(BadRequest) as exc:
+        parse_params(request(("k" * (MAX_FIELD_CHARS + 1)).encode() + b"=v"))
+    assert exc.value.reason == "a field name is 10001 characters long (limit 10000)"
+
+
+def test_structured_flow_fields_are_bounded_by_the_body_only() -> None:
+    values = json.dumps([{"label": f"L{i}", "value": "v" * 100} for i in range(200)])
+    assert len(values) > MAX_FIELD_CHARS
+    body = "event=flow&" + "&".join(f"{k}={values}" for k in ("values", "steps"))
+    parsed = parse_params(request(body.encode()))
+    assert parsed.values["values"] == parsed.values["steps"] == values
+
+
+@pytest.mark.parametrize(
+    ("document", "path"),
+    [
+        ({"input": "x" * (MAX_FIELD_CHARS + 1)}, "input"),
+        ({"results": {"order": {"value": "x" * (MAX_FIELD_CHARS + 1)}}}, "results.order.value"),
+        ({"path": [{"a": 1}, {"text": "x" * (MAX_FIELD_CHARS + 1)}]}, "path[1].text"),
+    ],
+)
+def test_long_strings_anywhere_in_json_name_their_path(document: object, path: str) -> None:
+    with pytest.raises(BadRequest) as exc:
+        parse_params(request(json.dumps(document).encode(), ctype=JSON))
+    assert exc.value.reason.startswith(f"field {path!r} is 10001 characters long")
+
+
+def test_long_json_key_is_refused() -> None:
+    body = json.dumps({"results": {"k" * (MAX_FIELD_CHARS + 1): 1}}).encode()
+    with pytest.raises(BadRequest, match="a field name is 10001 characters"):
+        parse_params(request(body, ctype=JSON))
+
+
+@pytest.mark.parametrize("ctype", [JSON, FORM])
+def test_deeply_nested_json_is_bad_request(ctype: str) -> None:
+    with pytest.raises(BadRequest, match="nested too deeply"):
+        parse_params(request(b"[" * 100_000, ctype=ctype))
+
+
+def test_deep_json_that_parses_is_walked_without_recursion() -> None:
+    body = ('{"a": ' + "[" * 900 + '"' + "x" * 10 + '"' + "]" * 900 + "}").encode()
+    assert parse_params(request(body, ctype=JSON)).document is not None
 
 
 # --------------------------------------------------------------------------- helpers

@@ -108,6 +108,14 @@ async def test_unknown_channel_is_404(make_client) -> None:
     assert (await client.post("/webhooks/nope", data="a=b")).status == 404
 
 
+async def test_long_field_is_400_naming_the_field(make_client) -> None:
+    client = await make_client(REPO / "rules")
+    body = "event=mo_sms&sms=1&phone=%2B1&text=" + "a" * 10_001
+    resp = await client.post("/webhooks/textit", data=body, headers=FORM)
+    assert resp.status == 400
+    assert await resp.json() == {"error": "field 'text' is 10001 characters long (limit 10000)"}
+
+
 async def test_render_error_still_answers(make_client, tmp_path: Path, caplog) -> None:
     rules = write_rules(
         tmp_path / "r",
@@ -144,6 +152,9 @@ HOSTILE = [
     ),
     ("binary", bytes(range(256)) * 4, {"Content-Type": "application/octet-stream"}, {200}),
     ("too-many-params", b"&".join(b"k%d=v" % i for i in range(2000)), FORM, {400}),
+    ("field-too-long", b"event=mo_sms&text=" + b"a" * 10_001, FORM, {400}),
+    ("deep-json", b"[" * 100_000, {"Content-Type": "application/json"}, {400}),
+    ("deep-flow-values", b"event=flow&run=1&flow=2&values=" + b"%5B" * 100_000, FORM, {200}),
     ("two-megabytes", b"text=" + b"a" * (2 * 1024 * 1024), FORM, {413}),
 ]
 
