@@ -19,9 +19,9 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 MO_SMS = "event=mo_sms&sms=77&phone=%2B250788123123&text=hello"
 HOIIO_SMS = b"txn_ref=AA-SI-5&msg=hello&from=%2B6591234567&to=%2B6531234567"
 TOKEN = "token-secret-1"  # the fixture's HOIIO_ACCESS_TOKEN
-TEXTIT_SECRET = "textit-webhook-secret-42"  # noqa: S105 - test value
-HOIIO_SECRET = "hoiio-webhook-secret-43"  # noqa: S105 - test value
-GLOBAL_SECRET = "global-webhook-secret-44"  # noqa: S105 - test value
+TEXTIT_SECRET = "textit-webhook-secret-42"
+HOIIO_SECRET = "hoiio-webhook-secret-43"
+GLOBAL_SECRET = "global-webhook-secret-44"
 
 RULES = """
 rules:
@@ -36,7 +36,7 @@ def counts(db: Path) -> dict[str, int]:
     """Rows per table of the store's SQLite file (read by a separate connection)."""
     with sqlite3.connect(db) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}  # noqa: S608
+        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
 
 
 @pytest.fixture
