@@ -54,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--from", dest="contact", default="+6591234567", help="the contact's number")
     sim.add_argument("--to", dest="number", default="+6531234567", help="our number")
+
+    outbox = sub.add_parser("outbox", help="list outbound calls; retry dead ones")
+    outbox.add_argument("--store", metavar="URL", help="default: RESPONDER_STORE")
+    outbox.add_argument(
+        "--status", choices=["pending", "sent", "dry_run", "dead"], help="only these"
+    )
+    outbox.add_argument("--limit", type=int, default=50, help="newest N (default 50)")
+    outbox.add_argument("--json", action="store_true", help="one JSON object per line")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command")
+    retry = outbox_sub.add_parser("retry", help="send dead items again")
+    retry.add_argument("keys", nargs="*", metavar="KEY")
+    retry.add_argument("--all-dead", action="store_true", help="every dead item")
     return parser
 
 
@@ -63,7 +75,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args.paths)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "outbox":
+        return _outbox(args)
     return _serve(args)
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from responder import outbox_commands
+    from responder.settings import Settings
+    from responder.stores import open_store
+
+    if args.outbox_command == "retry" and not (args.keys or args.all_dead):
+        print("responder outbox retry: name KEY(s) or --all-dead", file=sys.stderr)
+        return 2
+    if args.limit < 1:
+        print("responder outbox: --limit must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        store = open_store(Settings.from_env(store=args.store).store)
+    except (SettingsError, StoreError) as exc:
+        print(f"responder: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        await store.open()
+        try:
+            if args.outbox_command == "retry":
+                return await outbox_commands.requeue(
+                    store, args.keys, sys.stdout, sys.stderr, all_dead=args.all_dead
+                )
+            return await outbox_commands.list_items(
+                store, args.status, args.limit, sys.stdout, as_json=args.json
+            )
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except StoreError as exc:
+        print(f"responder: {exc}", file=sys.stderr)
+        return 2
 
 
 def _simulate(args: argparse.Namespace) -> int:

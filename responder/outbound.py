@@ -68,7 +68,21 @@ class Commit:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
+    """One outbox row as read back: the call, its attempts so far and where it stands."""
+
     call: OutboundCall
     attempts: int
     status: str  # pending, sent, dry_run, dead
     last_error: str | None = None
+    created: float = 0.0  # when its webhook committed
+    enqueued: float = 0.0  # when it last entered the queue (its commit, or an operator's retry)
+
+
+def is_ivr_step(call: OutboundCall) -> bool:
+    """An IVR block for a live call: a caller is waiting for it."""
+    return call.provider == "hoiio" and call.endpoint.startswith(("ivr/middle/", "ivr/end/"))
+
+
+def lane_of(call: OutboundCall) -> str:
+    """Calls of one lane go out one after the other, in the order they were committed."""
+    return call.contact or call.key

@@ -214,7 +214,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             "RESPONDER_PUBLIC_URL is not set: IVR dialogues cannot give Hoiio a "
             "notify_url and will hang up"
         )
-    delivery = Delivery(store, Sender(settings, session), clock=app[CLOCK])
+    delivery = Delivery(
+        store, Sender(settings, session), settings=settings.delivery, clock=app[CLOCK]
+    )
     app[DELIVERY] = delivery
     timers = TimerWorker(store, engine, app[LOCKS], delivery, clock=app[CLOCK])
     app[TIMERS] = timers
@@ -230,6 +232,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     finally:
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
+        # The listener is closed by now: claim nothing more, let calls in flight finish
+        # within the grace period, and leave everything else in the outbox for the next start.
         delivery.stop()
         timers.stop()
         purger.cancel()
@@ -237,10 +241,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await purger
         with suppress(asyncio.CancelledError):
             await timer_task
-        try:
-            await asyncio.wait_for(worker, 10)
-        except TimeoutError:
-            log.warning("delivery still busy at shutdown; pending calls stay in the outbox")
+        with suppress(asyncio.CancelledError):
+            await worker
+        await delivery.shutdown()
         await session.close()
         await store.close()
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from responder.clients.policy import DeliverySettings
 from responder.errors import SettingsError
 
 DEFAULT_CHANNELS: Mapping[str, str] = {"textit": "textit", "hoiio": "hoiio"}
@@ -46,6 +47,7 @@ class Settings:
     log_level: str = "INFO"
     # Simulation only: send the rules' own http calls here instead of their real URLs.
     capture_http_url: str | None = None
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -89,6 +91,7 @@ class Settings:
         ):
             if env.get(key, "").strip():
                 values[name] = parse_networks(key, env[key])
+        values["delivery"] = DeliverySettings.from_env(env)
         channels = values.get("channels", overrides.get("channels")) or DEFAULT_CHANNELS
         secrets = channel_secrets(env, channels)
         if secrets:

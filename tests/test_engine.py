@@ -181,9 +181,7 @@ async def test_limit_per_contact_falls_through_then_expires(tmp_path: Path) -> N
     first = await engine.handle(sms("hi"), "e1")
     assert first.matched == ("welcome",)
     assert first.limited == ()
-    assert [h for h in first.hits if h.startswith("limit:")] == [
-        "limit:welcome:textit:+6591234567"
-    ]
+    assert [h for h in first.hits if h.startswith("limit:")] == ["limit:welcome:textit:+6591234567"]
     await record(engine, first, "e1")
 
     clock.now = T0 + 5 * HOUR

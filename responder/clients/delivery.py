@@ -5,120 +5,148 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from responder.errors import DeliveryError, StoreError
-from responder.outbound import OutboxItem
+from responder.outbound import OutboxItem, is_ivr_step
 from responder.stores.base import Store
 
+from .limits import Limits, Postponed
+from .policy import IVR_MAX_AGE, DeliverySettings
 from .sender import Sender, loggable_endpoint
 
 log = logging.getLogger("responder.delivery")
 
-MAX_ATTEMPTS: Final = 8
-BASE_BACKOFF: Final = 2.0
-MAX_BACKOFF: Final = 600.0
-LEASE: Final = 60.0  # a claimed item is re-offered after this if its sender died
-BATCH: Final = 32
-IDLE_POLL: Final = 1.0
-
-
-def backoff(attempt: int, retry_after: float | None = None) -> float:
-    """Exponential backoff with full jitter; ``Retry-After`` is a floor."""
-    delay = random.uniform(0, min(MAX_BACKOFF, BASE_BACKOFF * 2**attempt))  # noqa: S311
-    return max(delay, retry_after or 0.0)
+IDLE_POLL: Final = 1.0  # look for due retries this often when nothing wakes the worker
+STORE_PAUSE: Final = 1.0  # after a store error, wait this long before claiming again
 
 
 class Delivery:
-    """Claims due outbox items and sends them; ``wake()`` after a commit skips the poll wait."""
+    """Claims due outbox items and sends them; ``wake()`` after a commit skips the poll wait.
+
+    At most ``settings.concurrency`` items are in flight (claimed and not finished); the
+    store offers one item per lane at a time, so calls to one contact keep their order even
+    while the first of them waits for a retry.
+    """
 
     def __init__(
         self,
         store: Store,
         sender: Sender,
         *,
-        concurrency: int = 8,
+        settings: DeliverySettings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.sender = sender
+        self.settings = settings or DeliverySettings()
         self.clock = clock
+        self.limits = Limits(store, self.settings, clock)
         self._wake = asyncio.Event()
-        self._limit = asyncio.Semaphore(concurrency)
-        self._stopping = False
+        self._accepting = True
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._inflight)
 
     def wake(self) -> None:
         self._wake.set()
 
     def stop(self) -> None:
-        self._stopping = True
+        """Claim nothing more; calls in flight go on (see ``shutdown``)."""
+        self._accepting = False
         self._wake.set()
 
     async def run(self) -> None:
-        while not self._stopping:
+        while self._accepting:
+            self._wake.clear()
             try:
-                sent = await self.drain_once()
+                claimed = await self._claim()
             except StoreError as exc:
                 log.error("outbox unavailable: %s", exc)
-                sent = 0
-            if sent == 0 and not self._stopping:
-                self._wake.clear()
+                await asyncio.sleep(STORE_PAUSE)
+                continue
+            if claimed == 0 and self._accepting:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
 
-    async def drain_once(self) -> int:
-        """Send every item due now; returns how many were attempted."""
-        items = await self.store.claim_outbox(self.clock(), LEASE, BATCH)
-        # Calls to one contact go out in the order they were made (hang up, then SMS);
-        # different contacts proceed in parallel.
-        lanes: dict[str, list[OutboxItem]] = {}
+    async def shutdown(self, grace: float | None = None) -> int:
+        """Stop claiming, give calls in flight ``grace`` seconds to finish, then cancel the
+        rest (their items stay in the outbox); returns how many were cancelled."""
+        self.stop()
+        grace = self.settings.shutdown_grace if grace is None else grace
+        tasks = list(self._inflight.values())
+        if not tasks:
+            return 0
+        _, late = await asyncio.wait(tasks, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+            log.warning(
+                "%d call(s) still in flight after %.0fs; they stay in the outbox", len(late), grace
+            )
+        return len(late)
+
+    async def _claim(self) -> int:
+        room = self.settings.concurrency - len(self._inflight)
+        if room <= 0:
+            return 0
+        items = await self.store.claim_outbox(self.clock(), self.settings.lease, room)
         for item in items:
-            lanes.setdefault(item.call.contact or item.call.key, []).append(item)
-        if lanes:
-            await asyncio.gather(*(self._lane(lane) for lane in lanes.values()))
+            key = item.call.key
+            if key in self._inflight:  # its lease ran out while it was still being sent
+                continue
+            task = asyncio.create_task(self._deliver(item), name=f"deliver {key}")
+            self._inflight[key] = task
+            task.add_done_callback(lambda _, k=key: self._finished(k))  # type: ignore[misc]
         return len(items)
 
-    async def _lane(self, items: list[OutboxItem]) -> None:
-        for item in items:
-            await self._deliver(item)
+    def _finished(self, key: str) -> None:
+        self._inflight.pop(key, None)
+        self._wake.set()  # room for another item, and maybe the next one of this lane
+
+    async def drain_once(self) -> int:
+        """Send every item due now, lane after lane; returns how many were attempted."""
+        total = 0
+        while True:
+            items = await self.store.claim_outbox(
+                self.clock(), self.settings.lease, self.settings.concurrency
+            )
+            if not items:
+                return total
+            await asyncio.gather(*(self._deliver(item) for item in items))
+            total += len(items)
 
     async def _deliver(self, item: OutboxItem) -> None:
         call = item.call
-        async with self._limit:
-            try:
-                result = await self.sender.send(call)
-            except DeliveryError as exc:
-                attempts = item.attempts + 1
-                if exc.retry and attempts < MAX_ATTEMPTS:
-                    delay = backoff(attempts, exc.retry_after)
-                    log.warning(
-                        "delivery %s failed (attempt %d), retrying in %.1fs: %s",
-                        call.key,
-                        attempts,
-                        delay,
-                        exc,
-                    )
-                    await self.store.retry_outbox(call.key, self.clock() + delay, str(exc))
-                else:
-                    log.error(
-                        "delivery %s failed for good after %d attempt(s): %s",
-                        call.key,
-                        attempts,
-                        exc,
-                    )
-                    await self.store.finish_outbox(call.key, "dead", str(exc), self.clock())
-                return
-            except Exception as exc:  # a bug must not kill the worker or lose the item
-                log.exception("delivery %s crashed", call.key)
-                await self.store.retry_outbox(
-                    call.key,
-                    self.clock() + backoff(item.attempts + 1),
-                    f"{type(exc).__name__}: {exc}",
-                )
-                return
+        claimed = self.clock()
+        max_age = IVR_MAX_AGE if is_ivr_step(call) else self.settings.max_age
+        if claimed - item.enqueued > max_age:
+            await self._dead(item, f"not sent within {max_age:g}s of its commit", item.attempts)
+            return
+        try:
+            async with self.limits.hold(call, claimed + self.settings.lease / 4):
+                result = await self.sender.send(call, self.settings.call_timeout(call.timeout))
+        except Postponed as wait:
+            log.info("delivery %s waits %.1fs for the %s limit", call.key, wait.wait, call.provider)
+            await self._store(self.store.release_outbox(call.key, self.clock() + wait.wait))
+            return
+        except DeliveryError as exc:
+            await self._failed(item, exc, max_age)
+            return
+        except StoreError as exc:
+            log.error("delivery %s: store unavailable, offered again later: %s", call.key, exc)
+            return
+        except Exception as exc:  # a bug must not kill the worker or lose the item
+            log.exception("delivery %s crashed", call.key)
+            delay = self.settings.backoff(item.attempts + 1)
+            error = f"{type(exc).__name__}: {exc}"
+            await self._store(self.store.retry_outbox(call.key, self.clock() + delay, error))
+            return
         log.info(
             "delivered %s via %s %s (%s, rule %s)",
             call.key,
@@ -127,4 +155,46 @@ class Delivery:
             result,
             call.rule,
         )
-        await self.store.finish_outbox(call.key, result, None, self.clock())
+        await self._store(self.store.finish_outbox(call.key, result, None, self.clock()))
+
+    async def _failed(self, item: OutboxItem, exc: DeliveryError, max_age: float) -> None:
+        call = item.call
+        attempts = item.attempts + 1
+        if not exc.retry:
+            await self._dead(item, str(exc))
+            return
+        if attempts >= self.settings.max_attempts:
+            await self._dead(item, f"{exc} (gave up after {attempts} tries)")
+            return
+        delay = self.settings.backoff(attempts, exc.retry_after)
+        next_at = self.clock() + delay
+        if next_at - item.enqueued > max_age:
+            await self._dead(item, f"{exc} (a retry would be later than {max_age:g}s)")
+            return
+        log.warning(
+            "delivery %s failed (try %d), retrying in %.1fs: %s", call.key, attempts, delay, exc
+        )
+        await self._store(self.store.retry_outbox(call.key, next_at, str(exc)))
+
+    async def _dead(self, item: OutboxItem, reason: str, tries: int | None = None) -> None:
+        call = item.call
+        tries = item.attempts + 1 if tries is None else tries
+        log.error(
+            "delivery %s (%s %s, rule %s) is dead after %d tr%s: %s",
+            call.key,
+            call.provider,
+            loggable_endpoint(call),
+            call.rule,
+            tries,
+            "y" if tries == 1 else "ies",
+            reason,
+        )
+        await self._store(self.store.finish_outbox(call.key, "dead", reason, self.clock()))
+
+    async def _store(self, write: Awaitable[None]) -> None:
+        """Record an outcome; when the store fails, the lease runs out and the item is offered
+        again (a call that went out may then go out twice: logged as such)."""
+        try:
+            await write
+        except StoreError as exc:
+            log.error("could not record a delivery outcome (offered again later): %s", exc)

@@ -30,6 +30,8 @@ SECRET_PARAMS: Final = frozenset({"access_token", "app_id", "token", "password",
 MAX_RESPONSE_BYTES: Final = 256 * 1024
 # A provider asking us to wait longer than this is capped, not obeyed to the letter.
 MAX_RETRY_AFTER: Final = 86400.0
+# Sent with every request, the same on every retry, so a receiver can drop a repeat.
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 
 
 # ``secret=...`` inside a URL parameter (a notify_url carries the channel's webhook secret).
@@ -81,8 +83,12 @@ class Sender:
             return not self.settings.textit_api_token
         return False
 
-    async def send(self, call: OutboundCall) -> str:
-        """Make the call; returns "sent" or "dry_run"; raises DeliveryError on failure."""
+    async def send(self, call: OutboundCall, within: float | None = None) -> str:
+        """Make the call; returns "sent" or "dry_run"; raises DeliveryError on failure.
+
+        ``within`` seconds (default: the call's timeout) bound the whole request. Every request
+        carries ``Idempotency-Key: <call.key>``, the same on every retry of the call.
+        """
         if self.is_dry_run(call):
             log.info(
                 "dry run (no %s credentials): %s %s %s",
@@ -92,23 +98,29 @@ class Sender:
                 json.dumps(redact(call.params), ensure_ascii=False),
             )
             return "dry_run"
+        limit = aiohttp.ClientTimeout(total=call.timeout if within is None else within)
         try:
             if call.provider == "hoiio":
-                await self._hoiio(call)
+                await self._hoiio(call, limit)
             elif call.provider == "textit":
-                await self._textit(call)
+                await self._textit(call, limit)
             elif call.provider == "http":
-                await self._http(call)
+                await self._http(call, limit)
             else:
                 raise DeliveryError(f"unknown provider {call.provider!r}", retry=False)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError:
+            raise DeliveryError(
+                f"{call.provider} {loggable_endpoint(call)}: no answer within {limit.total:g}s",
+                retry=True,
+            ) from None
+        except aiohttp.ClientError as exc:
             raise DeliveryError(
                 f"{call.provider} {loggable_endpoint(call)}: transport error: {type(exc).__name__}",
                 retry=True,
             ) from None
         return "sent"
 
-    async def _hoiio(self, call: OutboundCall) -> None:
+    async def _hoiio(self, call: OutboundCall, limit: aiohttp.ClientTimeout) -> None:
         creds = self.settings.hoiio_credentials
         assert creds is not None
         url = f"{self.settings.hoiio_api_url.rstrip('/')}/{call.endpoint}"
@@ -117,8 +129,8 @@ class Sender:
             "access_token": creds[1],
             **{k: str(v) for k, v in call.params.items()},
         }
-        timeout = aiohttp.ClientTimeout(total=call.timeout)
-        async with self.session.post(url, data=form, timeout=timeout) as resp:
+        headers = {IDEMPOTENCY_HEADER: call.key}
+        async with self.session.post(url, data=form, headers=headers, timeout=limit) as resp:
             text = await _read(resp)
             if resp.status == 429 or resp.status >= 500:
                 raise DeliveryError(
@@ -138,20 +150,21 @@ class Sender:
                 f"hoiio {call.endpoint}: {status or 'no status'}", retry=status in HOIIO_RETRYABLE
             )
 
-    async def _textit(self, call: OutboundCall) -> None:
+    async def _textit(self, call: OutboundCall, limit: aiohttp.ClientTimeout) -> None:
         token = self.settings.textit_api_token
         url = f"{self.settings.textit_api_url.rstrip('/')}/{call.endpoint}"
-        headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
-        timeout = aiohttp.ClientTimeout(total=call.timeout)
-        async with self.session.post(
-            url, json=call.params, headers=headers, timeout=timeout
-        ) as resp:
+        headers = {
+            "Authorization": f"Token {token}",
+            "Content-Type": "application/json",
+            IDEMPOTENCY_HEADER: call.key,
+        }
+        async with self.session.post(url, json=call.params, headers=headers, timeout=limit) as resp:
             await _read(resp)
             _check_http(f"textit {call.endpoint}", resp)
 
-    async def _http(self, call: OutboundCall) -> None:
-        timeout = aiohttp.ClientTimeout(total=call.timeout)
-        kwargs: dict[str, Any] = {"headers": call.headers, "timeout": timeout}
+    async def _http(self, call: OutboundCall, limit: aiohttp.ClientTimeout) -> None:
+        headers = {IDEMPOTENCY_HEADER: call.key, **call.headers}
+        kwargs: dict[str, Any] = {"headers": headers, "timeout": limit}
         if "json" in call.params:
             kwargs["json"] = call.params["json"]
         url = call.endpoint

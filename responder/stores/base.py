@@ -45,7 +45,12 @@ class Store(Protocol):
     async def count_conversations(self, status: str = "active") -> int: ...
 
     async def claim_outbox(self, now: float, lease: float, limit: int) -> list[OutboxItem]:
-        """Pending items due by ``now``, leased for ``lease`` seconds so no one else takes them."""
+        """Pending items due by ``now``, leased for ``lease`` seconds so no one else takes them.
+
+        Only the head of each lane (``lane_of``) is offered: an item waits while an item of
+        its lane enqueued before it is still pending (leased, or waiting for a retry). IVR
+        steps (``is_ivr_step``) come first, then by due time and commit order.
+        """
         ...
 
     async def finish_outbox(self, key: str, status: str, detail: str | None, now: float) -> None:
@@ -56,8 +61,30 @@ class Store(Protocol):
         """Count a failed attempt and make the item due again at ``next_at``."""
         ...
 
+    async def release_outbox(self, key: str, next_at: float) -> None:
+        """Give a claimed item back, due at ``next_at``, without counting an attempt."""
+        ...
+
+    async def requeue_outbox(self, key: str, now: float) -> bool:
+        """Make a dead item pending again (attempts from zero, enqueued ``now``); False when
+        there is no dead item with this key."""
+        ...
+
     async def outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxItem]:
         """Items for inspection, newest first."""
+        ...
+
+    async def take_slot(self, key: str, limit: int, holder: str, until: float, now: float) -> float:
+        """Take one of ``limit`` slots named ``key`` for ``holder`` until ``until`` (or until
+        ``free_slot``). Returns 0.0 when taken, else the seconds until a slot frees.
+
+        A rate limit is slots that are never freed (``until = now + period``); a concurrency
+        limit frees its slot when the call is done. Shared by every process on the store.
+        """
+        ...
+
+    async def free_slot(self, key: str, holder: str) -> None:
+        """Give a slot back before its time is up."""
         ...
 
     async def purge(self, now: float) -> int:

@@ -7,7 +7,14 @@ import secrets
 from dataclasses import dataclass
 
 from responder.conversations import ConflictError, Conversation, Timer
-from responder.outbound import Commit, OutboundCall, OutboxItem, StoredResponse
+from responder.outbound import (
+    Commit,
+    OutboundCall,
+    OutboxItem,
+    StoredResponse,
+    is_ivr_step,
+    lane_of,
+)
 
 HIT_HORIZON = 31 * 86400.0  # hits older than this cannot matter to any limit
 
@@ -17,9 +24,16 @@ class _Row:
     call: OutboundCall
     created: float
     next_at: float
+    seq: int
+    enqueued: float
     attempts: int = 0
     status: str = "pending"
     last_error: str | None = None
+
+    def item(self) -> OutboxItem:
+        return OutboxItem(
+            self.call, self.attempts, self.status, self.last_error, self.created, self.enqueued
+        )
 
 
 class MemoryStore:
@@ -31,6 +45,8 @@ class MemoryStore:
         self._timers: dict[str, list[float]] = {}
         self._secrets: dict[str, bytes] = {}
         self._opt_outs: dict[str, bool] = {}  # key -> [due, seq, next offer]
+        self._slots: dict[str, dict[str, float]] = {}  # key -> holder -> until
+        self._seq = 0
 
     async def open(self) -> None:
         return None
@@ -67,7 +83,8 @@ class MemoryStore:
         for call in calls:
             if call.key not in self._outbox:
                 due = max(commit.now, call.not_before or 0.0)
-                self._outbox[call.key] = _Row(call, commit.now, due)
+                self._seq += 1
+                self._outbox[call.key] = _Row(call, commit.now, due, self._seq, commit.now)
         for contact, opted_out in commit.opt_outs:
             self._opt_outs[contact] = opted_out
         for key in commit.hits:
@@ -111,13 +128,21 @@ class MemoryStore:
         return len(times) - bisect.bisect_left(times, since)
 
     async def claim_outbox(self, now: float, lease: float, limit: int) -> list[OutboxItem]:
+        heads: dict[str, _Row] = {}
+        for row in self._outbox.values():
+            if row.status != "pending":
+                continue
+            lane = lane_of(row.call)
+            head = heads.get(lane)
+            if head is None or (row.enqueued, row.seq) < (head.enqueued, head.seq):
+                heads[lane] = row
         due = sorted(
-            (r for r in self._outbox.values() if r.status == "pending" and r.next_at <= now),
-            key=lambda r: (r.next_at, r.created),
+            (r for r in heads.values() if r.next_at <= now),
+            key=lambda r: (-int(is_ivr_step(r.call)), r.next_at, r.enqueued, r.seq),
         )[:limit]
         for row in due:
             row.next_at = now + lease
-        return [OutboxItem(r.call, r.attempts, r.status, r.last_error) for r in due]
+        return [r.item() for r in due]
 
     async def finish_outbox(self, key: str, status: str, detail: str | None, now: float) -> None:
         row = self._outbox.get(key)
@@ -132,11 +157,36 @@ class MemoryStore:
             row.next_at = next_at
             row.last_error = error
 
+    async def release_outbox(self, key: str, next_at: float) -> None:
+        row = self._outbox.get(key)
+        if row is not None and row.status == "pending":
+            row.next_at = next_at
+
+    async def requeue_outbox(self, key: str, now: float) -> bool:
+        row = self._outbox.get(key)
+        if row is None or row.status != "dead":
+            return False
+        row.status, row.attempts, row.next_at, row.enqueued = "pending", 0, now, now
+        return True
+
+    async def take_slot(self, key: str, limit: int, holder: str, until: float, now: float) -> float:
+        slots = self._slots.setdefault(key, {})
+        for name in [h for h, end in slots.items() if end <= now]:
+            del slots[name]
+        others = [end for h, end in slots.items() if h != holder]
+        if len(others) < limit:
+            slots[holder] = until
+            return 0.0
+        return max(min(others) - now, 1e-3)
+
+    async def free_slot(self, key: str, holder: str) -> None:
+        self._slots.get(key, {}).pop(holder, None)
+
     async def outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxItem]:
         # Newest first: by commit time, then the later call of one commit first.
-        rows = [r for r in reversed(self._outbox.values()) if status is None or r.status == status]
-        rows.sort(key=lambda r: r.created, reverse=True)
-        return [OutboxItem(r.call, r.attempts, r.status, r.last_error) for r in rows[:limit]]
+        rows = [r for r in self._outbox.values() if status is None or r.status == status]
+        rows.sort(key=lambda r: (r.created, r.seq), reverse=True)
+        return [r.item() for r in rows[:limit]]
 
     async def purge(self, now: float) -> int:
         gone = [k for k, (_, expires) in self._responses.items() if expires <= now]
@@ -149,4 +199,8 @@ class MemoryStore:
             del times[:cut]
             if not times:
                 del self._hits[key]
+        for slots in self._slots.values():
+            for holder in [h for h, until in slots.items() if until <= now]:
+                del slots[holder]
+                count += 1
         return count

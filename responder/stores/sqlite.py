@@ -9,17 +9,39 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from responder.conversations import ConflictError, Conversation, Timer
 from responder.errors import StoreError
-from responder.outbound import Commit, OutboundCall, OutboxItem, StoredResponse
+from responder.outbound import (
+    Commit,
+    OutboundCall,
+    OutboxItem,
+    StoredResponse,
+    is_ivr_step,
+    lane_of,
+)
 from responder.stores.memory import HIT_HORIZON
 
 T = TypeVar("T")
+
+OUTBOX_COLUMNS = "payload, attempts, status, last_error, created, enqueued"
+# Outbox tables written before lanes existed get the new columns, filled from the payload.
+MIGRATE_OUTBOX = """
+ALTER TABLE outbox ADD COLUMN lane TEXT;
+ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN enqueued REAL;
+UPDATE outbox SET
+    lane = COALESCE(NULLIF(json_extract(payload, '$.contact'), ''), key),
+    enqueued = created,
+    priority = CASE WHEN json_extract(payload, '$.provider') = 'hoiio'
+                     AND (json_extract(payload, '$.endpoint') LIKE 'ivr/middle/%'
+                          OR json_extract(payload, '$.endpoint') LIKE 'ivr/end/%')
+                    THEN 1 ELSE 0 END;
+"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -39,9 +61,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL DEFAULT 'pending',
     last_error TEXT,
-    finished REAL
+    finished REAL,
+    lane TEXT,
+    priority INTEGER NOT NULL DEFAULT 0,
+    enqueued REAL
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_at);
+CREATE INDEX IF NOT EXISTS outbox_lane ON outbox (lane, status, enqueued);
+CREATE TABLE IF NOT EXISTS slots (key TEXT NOT NULL, holder TEXT NOT NULL, until REAL NOT NULL,
+                                  PRIMARY KEY (key, holder));
 CREATE TABLE IF NOT EXISTS hits (key TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS hits_key_at ON hits (key, at);
 CREATE TABLE IF NOT EXISTS conversations (
@@ -63,6 +91,13 @@ CREATE TABLE IF NOT EXISTS opt_outs (key TEXT PRIMARY KEY, opted_out INTEGER NOT
                                      updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
+
+
+def _item(row: Sequence[Any]) -> OutboxItem:
+    payload, attempts, status, last_error, created, enqueued = row
+    return OutboxItem(
+        OutboundCall.from_json(payload), attempts, status, last_error, created, enqueued
+    )
 
 
 def _write_conversation(db: sqlite3.Connection, commit: Commit) -> None:
@@ -111,6 +146,9 @@ class SqliteStore:
             # an fsync per commit; the guarantees promised for kill -9 hold.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(outbox)")}
+            if columns and "lane" not in columns:
+                conn.executescript(f"BEGIN IMMEDIATE;{MIGRATE_OUTBOX}COMMIT;")
             conn.executescript(SCHEMA)
         except BaseException:
             conn.close()
@@ -179,9 +217,18 @@ class SqliteStore:
                 (commit.key, r.status, r.content_type, r.body, commit.now, commit.now + commit.ttl),
             )
             db.executemany(
-                "INSERT OR IGNORE INTO outbox (key, payload, created, next_at) VALUES (?,?,?,?)",
+                "INSERT OR IGNORE INTO outbox "
+                "(key, payload, created, next_at, lane, priority, enqueued) VALUES (?,?,?,?,?,?,?)",
                 [
-                    (c.key, c.to_json(), commit.now, max(commit.now, c.not_before or 0.0))
+                    (
+                        c.key,
+                        c.to_json(),
+                        commit.now,
+                        max(commit.now, c.not_before or 0.0),
+                        lane_of(c),
+                        int(is_ivr_step(c)),
+                        commit.now,
+                    )
                     for c in commit.calls
                 ],
             )
@@ -270,16 +317,20 @@ class SqliteStore:
 
     async def claim_outbox(self, now: float, lease: float, limit: int) -> list[OutboxItem]:
         def claim(db: sqlite3.Connection) -> list[OutboxItem]:
+            # The NOT EXISTS keeps each lane in order: an item is offered only when no item
+            # of its lane that entered the queue before it is still pending.
             rows = db.execute(
-                "SELECT key, payload, attempts, status, last_error FROM outbox "
-                "WHERE status = 'pending' AND next_at <= ? "
-                "ORDER BY next_at, created, rowid LIMIT ?",
+                f"SELECT key, {OUTBOX_COLUMNS} FROM outbox AS o "  # noqa: S608
+                "WHERE status = 'pending' AND next_at <= ? AND NOT EXISTS ("
+                "  SELECT 1 FROM outbox AS p WHERE p.lane = o.lane AND p.status = 'pending'"
+                "  AND (p.enqueued < o.enqueued OR (p.enqueued = o.enqueued AND p.rowid < o.rowid))"
+                ") ORDER BY priority DESC, next_at, enqueued, rowid LIMIT ?",
                 (now, limit),
             ).fetchall()
             db.executemany(
                 "UPDATE outbox SET next_at = ? WHERE key = ?", [(now + lease, r[0]) for r in rows]
             )
-            return [OutboxItem(OutboundCall.from_json(r[1]), r[2], r[3], r[4]) for r in rows]
+            return [_item(r[1:]) for r in rows]
 
         return await self._run(lambda: self._tx(claim))
 
@@ -303,16 +354,56 @@ class SqliteStore:
 
         await self._run(lambda: self._tx(write))
 
+    async def release_outbox(self, key: str, next_at: float) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE outbox SET next_at = ? WHERE key = ? AND status = 'pending'",
+                (next_at, key),
+            )
+
+        await self._run(lambda: self._tx(write))
+
+    async def requeue_outbox(self, key: str, now: float) -> bool:
+        def write(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_at = ?, enqueued = ?, "
+                "finished = NULL WHERE key = ? AND status = 'dead'",
+                (now, now, key),
+            )
+            return cursor.rowcount > 0
+
+        return await self._run(lambda: self._tx(write))
+
+    async def take_slot(self, key: str, limit: int, holder: str, until: float, now: float) -> float:
+        def write(db: sqlite3.Connection) -> float:
+            db.execute("DELETE FROM slots WHERE key = ? AND until <= ?", (key, now))
+            count, first_free = db.execute(
+                "SELECT COUNT(*), MIN(until) FROM slots WHERE key = ? AND holder != ?",
+                (key, holder),
+            ).fetchone()
+            if count < limit:
+                db.execute("INSERT OR REPLACE INTO slots VALUES (?, ?, ?)", (key, holder, until))
+                return 0.0
+            return max(float(first_free) - now, 1e-3)
+
+        return await self._run(lambda: self._tx(write))
+
+    async def free_slot(self, key: str, holder: str) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM slots WHERE key = ? AND holder = ?", (key, holder))
+
+        await self._run(lambda: self._tx(write))
+
     async def outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxItem]:
         def read() -> list[OutboxItem]:
-            sql = "SELECT payload, attempts, status, last_error FROM outbox"
+            sql = f"SELECT {OUTBOX_COLUMNS} FROM outbox"  # noqa: S608
             args: tuple[object, ...] = ()
             if status is not None:
                 sql += " WHERE status = ?"
                 args = (status,)
             sql += " ORDER BY created DESC, rowid DESC LIMIT ?"
             rows = self._db.execute(sql, (*args, limit)).fetchall()
-            return [OutboxItem(OutboundCall.from_json(r[0]), r[1], r[2], r[3]) for r in rows]
+            return [_item(r) for r in rows]
 
         return await self._run(read)
 
@@ -320,6 +411,7 @@ class SqliteStore:
         def write(db: sqlite3.Connection) -> int:
             gone = db.execute("DELETE FROM idempotency WHERE expires <= ?", (now,)).rowcount
             gone += db.execute("DELETE FROM hits WHERE at < ?", (now - HIT_HORIZON,)).rowcount
+            gone += db.execute("DELETE FROM slots WHERE until <= ?", (now,)).rowcount
             return int(gone)
 
         return await self._run(lambda: self._tx(write))

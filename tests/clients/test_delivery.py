@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from responder.clients.delivery import LEASE, MAX_ATTEMPTS, Delivery
+from responder.clients.delivery import Delivery
+from responder.clients.policy import DeliverySettings, Rate
 from responder.clients.sender import Sender
 from responder.outbound import Commit, OutboundCall, StoredResponse
 from responder.settings import Settings
@@ -24,6 +26,9 @@ TEXTIT_TOKEN = "textit-secret-1"
 ALICE = "+6591234567"
 BOB = "+6598765432"
 T0 = 1_000_000.0
+DEFAULTS = DeliverySettings()
+LEASE = DEFAULTS.lease
+MAX_ATTEMPTS = DEFAULTS.max_attempts
 OK = StoredResponse(200, "text/plain", b"")
 
 
@@ -153,11 +158,13 @@ async def test_retries_stop_after_max_attempts(rig: Rig) -> None:
     await rig.commit("e1", broadcast("e1#0"))
     for _ in range(MAX_ATTEMPTS + 3):
         await rig.delivery.drain_once()
-        rig.clock.now += 100_000
+        rig.clock.now += DEFAULTS.retry_max
     assert len(rig.textit.requests) == MAX_ATTEMPTS
     (dead,) = await rig.store.outbox(status="dead")
     assert dead.attempts == MAX_ATTEMPTS - 1
-    assert dead.last_error == "textit broadcasts.json: HTTP 500"
+    assert (
+        dead.last_error == f"textit broadcasts.json: HTTP 500 (gave up after {MAX_ATTEMPTS} tries)"
+    )
 
 
 async def test_dry_run_items_finish_as_dry_run(tmp_path: Path, fake_hoiio: FakeProvider) -> None:
@@ -221,7 +228,8 @@ async def test_run_delivers_in_the_background_and_stops(rig: Rig) -> None:
 
 async def test_secrets_never_appear_in_logs(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    rig.hoiio.behaviour.fail_next = 1
+    rig.hoiio.behaviour.hoiio_status = "error_invalid_session"
+    rig.http.behaviour.fail_next = 1
     rig.textit.behaviour.fail_next = 1
     rig.textit.behaviour.fail_status = 400
     hook = OutboundCall(
@@ -231,13 +239,13 @@ async def test_secrets_never_appear_in_logs(rig: Rig, caplog: pytest.LogCaptureF
         {"json": {}},
         headers={"Authorization": "Bearer header-secret-8"},
     )
-    await rig.commit("e1", sms("e1#0"), broadcast("e1#1"), hangup("e1#2"), hook)
+    await rig.commit("e1", sms("e1#0"), broadcast("e1#1", to=BOB), hangup("e1#2", to="S-1"), hook)
     await rig.delivery.drain_once()
-    rig.hoiio.behaviour.hoiio_status = "error_invalid_session"
-    rig.clock.now += 100_000
+    rig.clock.now += 100
     await rig.delivery.drain_once()
     statuses = {i.call.key: i.status for i in await rig.store.outbox()}
-    assert statuses == {"e1#0": "dead", "e1#1": "dead", "e1#2": "sent", "e1#3": "sent"}
+    assert statuses == {"e1#0": "dead", "e1#1": "dead", "e1#2": "dead", "e1#3": "sent"}
+    assert len(rig.http.requests) == 2  # failed once, then sent
     assert rig.http.requests[0].params["token"] == "hook-secret-9"  # it was really sent
     records = caplog.records
     assert any(r.name == "responder.delivery" for r in records)
@@ -249,3 +257,142 @@ async def test_secrets_never_appear_in_logs(rig: Rig, caplog: pytest.LogCaptureF
     for item in await rig.store.outbox():
         assert HOIIO_TOKEN not in (item.last_error or "")
         assert TEXTIT_TOKEN not in (item.last_error or "")
+
+
+def rig_with(rig: Rig, **settings: object) -> Delivery:
+    """Another worker on the rig's store and sender, with these delivery settings."""
+    return Delivery(
+        rig.store, rig.delivery.sender, settings=DeliverySettings(**settings), clock=rig.clock
+    )  # type: ignore[arg-type]
+
+
+async def test_later_calls_wait_behind_a_first_call_being_retried(rig: Rig) -> None:
+    rig.hoiio.behaviour.fail_next = 1
+    rig.hoiio.behaviour.fail_status = 503
+    await rig.commit("e1", sms("e1#0", msg="first"))
+    await rig.commit("e2", sms("e2#0", msg="second"), sms("e2#1", to=BOB, msg="bob"))
+    assert await rig.delivery.drain_once() == 2  # Alice's first (fails) and Bob's
+    assert [r.params["msg"] for r in rig.hoiio.requests] == ["first", "bob"]
+    assert await rig.delivery.drain_once() == 0  # "second" waits for "first"'s retry
+    rig.clock.now += DEFAULTS.retry_base
+    assert await rig.delivery.drain_once() == 2
+    assert [r.params["msg"] for r in rig.hoiio.requests] == ["first", "bob", "first", "second"]
+
+
+async def test_a_dead_call_lets_the_next_one_of_its_contact_go(rig: Rig) -> None:
+    rig.hoiio.behaviour.fail_next = 1
+    rig.hoiio.behaviour.fail_status = 400
+    await rig.commit("e1", sms("e1#0", msg="first"), sms("e1#1", msg="second"))
+    assert await rig.delivery.drain_once() == 2
+    statuses = {i.call.key: i.status for i in await rig.store.outbox()}
+    assert statuses == {"e1#0": "dead", "e1#1": "sent"}
+
+
+async def test_an_item_older_than_the_max_age_is_dead_without_a_try(rig: Rig) -> None:
+    await rig.commit("e1", sms("e1#0"), hangup("e1#1", to=BOB))
+    rig.clock.now += 121  # IVR steps give up after two minutes, other calls after a day
+    assert await rig.delivery.drain_once() == 2
+    (dead,) = await rig.store.outbox(status="dead")
+    assert dead.call.key == "e1#1"
+    assert dead.last_error == "not sent within 120s of its commit"
+    await rig.commit("e2", sms("e2#0", to=BOB))
+    rig.clock.now += DEFAULTS.max_age + 1
+    assert await rig.delivery.drain_once() == 1
+    (dead, _) = await rig.store.outbox(status="dead")
+    assert (dead.call.key, dead.attempts) == ("e2#0", 0)
+    assert len(rig.hoiio.requests) == 1
+
+
+async def test_a_retry_that_would_be_too_late_is_dead_now(rig: Rig) -> None:
+    rig.hoiio.behaviour.fail_next = 1
+    rig.hoiio.behaviour.fail_status = 429
+    rig.hoiio.behaviour.retry_after = "600"
+    await rig.commit("e1", hangup("e1#0"))
+    assert await rig.delivery.drain_once() == 1
+    (dead,) = await rig.store.outbox(status="dead")
+    assert dead.last_error == "hoiio ivr/end/hangup: HTTP 429 (a retry would be later than 120s)"
+
+
+async def test_retries_back_off_exponentially_with_jitter(rig: Rig) -> None:
+    rig.textit.behaviour.fail_next = 1000
+    await rig.commit("e1", broadcast("e1#0"))
+    assert await rig.delivery.drain_once() == 1
+    waits = []
+    for _ in range(6):
+        failed = rig.clock.now
+        while await rig.delivery.drain_once() == 0:  # each pass that sends is the next try
+            rig.clock.now += 0.25
+        waits.append(rig.clock.now - failed)
+    for n, wait in enumerate(waits, start=1):
+        ceiling = DEFAULTS.retry_base * 2 ** (n - 1)
+        assert ceiling / 2 <= wait <= ceiling + 0.25, (n, waits)
+
+
+async def test_a_call_over_the_rate_limit_is_postponed_without_a_try(rig: Rig) -> None:
+    delivery = rig_with(rig, textit_rate=Rate(2, 3600.0))
+    await rig.commit("e1", *(broadcast(f"e1#{n}", to=f"+1{n}") for n in range(3)))
+    assert await delivery.drain_once() == 3
+    assert len(rig.textit.requests) == 2
+    (waiting,) = await rig.store.outbox(status="pending")
+    assert (waiting.attempts, waiting.last_error) == (0, None)
+    rig.clock.now += 3600
+    assert await delivery.drain_once() == 0  # the window is a little longer than the hour
+    rig.clock.now += 1
+    assert await delivery.drain_once() == 1
+    assert len(rig.textit.requests) == 3
+
+
+async def test_hoiio_requests_in_flight_stay_under_the_account_limit(rig: Rig) -> None:
+    delivery = Delivery(
+        rig.store, rig.delivery.sender, settings=DeliverySettings(hoiio_max_concurrent=3)
+    )
+    rig.hoiio.behaviour.delay = 0.2
+    calls = [sms(f"e1#{n}", to=f"+65900000{n:02d}") for n in range(12)]
+    await rig.store.commit(Commit("e1", OK, tuple(calls), now=time.time()))
+    worker = asyncio.create_task(delivery.run())
+    try:
+        await wait_for(lambda: len(rig.hoiio.requests) == 12, within=30)
+    finally:
+        delivery.stop()
+        await asyncio.wait_for(worker, 10)
+        await delivery.shutdown()
+    assert rig.hoiio.max_in_flight == 3
+
+
+async def test_shutdown_lets_calls_finish_within_the_grace_period(rig: Rig) -> None:
+    delivery = Delivery(rig.store, rig.delivery.sender, clock=rig.clock)
+    rig.hoiio.behaviour.delay = 0.3
+    await rig.commit("e1", sms("e1#0"), sms("e1#1"))
+    worker = asyncio.create_task(delivery.run())
+    await wait_for(lambda: len(rig.hoiio.requests) == 1)
+    assert await delivery.shutdown(grace=10) == 0
+    await asyncio.wait_for(worker, 10)
+    # The call in flight finished; the next one was never started and waits in the outbox.
+    assert [i.call.key for i in await rig.store.outbox(status="sent")] == ["e1#0"]
+    assert [i.call.key for i in await rig.store.outbox(status="pending")] == ["e1#1"]
+
+
+async def test_shutdown_past_the_grace_period_leaves_the_call_in_the_outbox(rig: Rig) -> None:
+    delivery = Delivery(rig.store, rig.delivery.sender, clock=rig.clock)
+    rig.hoiio.behaviour.delay = 5
+    await rig.commit("e1", sms("e1#0"))
+    worker = asyncio.create_task(delivery.run())
+    await wait_for(lambda: len(rig.hoiio.requests) == 1)
+    assert await delivery.shutdown(grace=0.1) == 1
+    await asyncio.wait_for(worker, 10)
+    (pending,) = await rig.store.outbox(status="pending")
+    assert (pending.call.key, pending.attempts) == ("e1#0", 0)
+    # It is offered again once its lease is up (the next start, or another replica).
+    rig.clock.now += LEASE
+    rig.hoiio.behaviour.delay = 0
+    assert await rig.delivery.drain_once() == 1
+
+
+async def test_every_try_of_a_call_carries_the_same_idempotency_key(rig: Rig) -> None:
+    rig.textit.behaviour.fail_next = 1
+    await rig.commit("e1", broadcast("e1#0"))
+    await rig.delivery.drain_once()
+    rig.clock.now += 10
+    await rig.delivery.drain_once()
+    keys = [r.headers.get("Idempotency-Key") for r in rig.textit.requests]
+    assert keys == ["e1#0", "e1#0"]

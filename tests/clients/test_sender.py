@@ -84,6 +84,8 @@ async def test_hoiio_sms_params_survive_unicode(sender: Sender, fake_hoiio: Fake
     ("status", "retry"),
     [
         ("error_invalid_session", False),
+        ("error_session_ended", False),
+        ("error_msg_invalid_length", False),
         ("error_insufficient_credit", False),
         ("error_rate_limit_exceeded", True),
         ("error_internal_server_error", True),
@@ -369,3 +371,49 @@ async def test_dry_run_log_hides_the_secret_in_notify_url(
     assert await sender.send(call) == "dry_run"
     assert "webhook-secret-9" not in caplog.text
     assert "secret=***&app_state=a:b:1" in caplog.text
+
+
+# -- every provider -------------------------------------------------------------------------
+
+
+async def test_every_request_carries_the_calls_idempotency_key(
+    sender: Sender, fake_hoiio: FakeProvider, fake_textit: FakeProvider, fake_http: FakeProvider
+) -> None:
+    await sender.send(hoiio_sms("e1#0"))
+    await sender.send(textit_sms("e1#1"))
+    hook = OutboundCall("e1#2", "http", f"{fake_http.url}/h", {}, headers={"X-A": "1"})
+    await sender.send(hook)
+    for fake, key in ((fake_hoiio, "e1#0"), (fake_textit, "e1#1"), (fake_http, "e1#2")):
+        assert fake.requests[0].headers["Idempotency-Key"] == key
+    assert "idempotency" not in str(fake_hoiio.requests[0].params).lower()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "params"),
+    [
+        ("messages.json", {"contact": "d33e9ad5-5c35-414c-abd4-e7451c69ff1d", "text": "Hi Bob"}),
+        (
+            "flow_starts.json",
+            {"flow": "f5901b62-ba76-4003-9c62-72fdacc1b7b7", "urns": [f"tel:{ALICE}"]},
+        ),
+    ],
+)
+async def test_textit_v2_endpoints(
+    sender: Sender, fake_textit: FakeProvider, endpoint: str, params: dict[str, Any]
+) -> None:
+    call = OutboundCall("e#0", "textit", endpoint, params, contact=ALICE)
+    assert await sender.send(call) == "sent"
+    (request,) = fake_textit.requests
+    assert request.path == f"/api/v2/{endpoint}"
+    assert request.headers["Authorization"] == f"Token {TEXTIT_TOKEN}"
+    assert request.json == params
+
+
+async def test_the_worker_can_shorten_a_calls_timeout(
+    sender: Sender, fake_http: FakeProvider
+) -> None:
+    fake_http.behaviour.delay = 2.0
+    call = OutboundCall("e#0", "http", f"{fake_http.url}/slow", {}, timeout=30)
+    with pytest.raises(DeliveryError, match="no answer within 0.1s") as caught:
+        await sender.send(call, within=0.1)
+    assert caught.value.retry is True

@@ -176,7 +176,7 @@ async def test_count_hits_counts_within_the_window(store: Store) -> None:
 
 
 async def test_claim_leases_items_until_the_lease_passes(store: Store) -> None:
-    await store.commit(Commit("e1", OK, (call("e1#0"), call("e1#1")), now=10.0))
+    await store.commit(Commit("e1", OK, (call("e1#0", None), call("e1#1", None)), now=10.0))
     first = await store.claim_outbox(10.0, 60.0, 10)
     assert keys(first) == ["e1#0", "e1#1"]
     assert await store.claim_outbox(10.0, 60.0, 10) == []
@@ -189,11 +189,12 @@ async def test_claim_leases_items_until_the_lease_passes(store: Store) -> None:
 
 async def test_claim_respects_due_time_limit_and_order(store: Store) -> None:
     assert await store.claim_outbox(0.0, 60.0, 10) == []
-    await store.commit(Commit("late", OK, (call("late#0"),), now=50.0))
-    await store.commit(Commit("early", OK, (call("early#0"),), now=20.0))
+    # Three contacts: lanes do not hold each other up.
+    await store.commit(Commit("late", OK, (call("late#0", "+1"),), now=50.0))
+    await store.commit(Commit("early", OK, (call("early#0", "+2"),), now=20.0))
     assert await store.claim_outbox(19.0, 60.0, 10) == []  # nothing due yet
     assert keys(await store.claim_outbox(20.0, 60.0, 10)) == ["early#0"]
-    await store.commit(Commit("mid", OK, (call("mid#0"),), now=30.0))
+    await store.commit(Commit("mid", OK, (call("mid#0", "+3"),), now=30.0))
     # early#0 is leased until 80; due order at 100: mid (30), late (50), early (80).
     assert keys(await store.claim_outbox(100.0, 60.0, 2)) == ["mid#0", "late#0"]
     assert keys(await store.claim_outbox(100.0, 60.0, 2)) == ["early#0"]
@@ -201,10 +202,10 @@ async def test_claim_respects_due_time_limit_and_order(store: Store) -> None:
 
 async def test_calls_of_one_commit_are_claimed_in_commit_order(store: Store) -> None:
     # Keys deliberately do not sort the way they were made (#10 < #2 as strings).
-    calls = tuple(call(f"e1#{n}") for n in range(12))
+    calls = tuple(call(f"e1#{n}", None) for n in range(12))
     await store.commit(Commit("e1", OK, calls, now=5.0))
     assert keys(await store.claim_outbox(5.0, 60.0, 100)) == [c.key for c in calls]
-    reverse = tuple(call(f"zz-{n}") for n in (9, 3, 7, 1))
+    reverse = tuple(call(f"zz-{n}", None) for n in (9, 3, 7, 1))
     await store.commit(Commit("e2", OK, reverse, now=6.0))
     assert keys(await store.claim_outbox(6.0, 60.0, 100)) == ["zz-9", "zz-3", "zz-7", "zz-1"]
 
@@ -261,6 +262,132 @@ async def test_outbox_lists_newest_first_with_a_limit(store: Store) -> None:
     assert keys(await store.outbox(limit=2)) == ["e9#1", "e9#0"]
 
 
+async def test_a_lane_offers_only_its_head_until_it_is_finished(store: Store) -> None:
+    alice = (call("a#0", "+1"), call("a#1", "+1"), call("a#2", "+1"))
+    await store.commit(Commit("a", OK, alice, now=10.0))
+    await store.commit(Commit("b", OK, (call("b#0", "+2"), call("b#1", "+2")), now=11.0))
+    assert keys(await store.claim_outbox(20.0, 60.0, 10)) == ["a#0", "b#0"]
+    # Leased heads hold their lanes: nothing else is offered, however many are due.
+    assert await store.claim_outbox(20.0, 60.0, 10) == []
+    await store.finish_outbox("a#0", "sent", None, 21.0)
+    assert keys(await store.claim_outbox(21.0, 60.0, 10)) == ["a#1"]
+    # A head waiting for its retry holds its lane too (ordering survives failures).
+    await store.retry_outbox("a#1", 500.0, "HTTP 503")
+    await store.finish_outbox("b#0", "dead", "error_session_ended", 22.0)
+    assert keys(await store.claim_outbox(22.0, 60.0, 10)) == ["b#1"]
+    await store.finish_outbox("b#1", "sent", None, 23.0)
+    assert await store.claim_outbox(499.0, 60.0, 10) == []
+    assert keys(await store.claim_outbox(500.0, 60.0, 10)) == ["a#1"]
+    await store.finish_outbox("a#1", "sent", None, 501.0)
+    assert keys(await store.claim_outbox(501.0, 60.0, 10)) == ["a#2"]
+
+
+async def test_a_held_call_holds_the_later_calls_of_its_lane(store: Store) -> None:
+    quiet = OutboundCall("q#0", "hoiio", "sms/send", {"dest": "+1"}, contact="+1", not_before=90.0)
+    await store.commit(Commit("q", OK, (quiet,), now=10.0))
+    await store.commit(Commit("r", OK, (call("r#0", "+1"),), now=20.0))
+    assert await store.claim_outbox(50.0, 60.0, 10) == []
+    assert keys(await store.claim_outbox(90.0, 60.0, 10)) == ["q#0"]
+
+
+async def test_ivr_steps_are_offered_before_other_due_calls(store: Store) -> None:
+    sms = tuple(call(f"s#{n}", f"+{n}") for n in range(5))
+    await store.commit(Commit("s", OK, sms, now=10.0))
+    block = OutboundCall("i#0", "hoiio", "ivr/middle/gather", {"session": "S-1"}, contact="S-1")
+    dial = OutboundCall("d#0", "hoiio", "ivr/start/dial", {"dest": "+9"}, contact="+9")
+    await store.commit(Commit("i", OK, (dial, block), now=30.0))
+    assert keys(await store.claim_outbox(30.0, 60.0, 2)) == ["i#0", "s#0"]
+    assert keys(await store.claim_outbox(30.0, 60.0, 10)) == ["s#1", "s#2", "s#3", "s#4", "d#0"]
+
+
+async def test_items_carry_their_commit_and_queue_times(store: Store) -> None:
+    await store.commit(Commit("e1", OK, (call("e1#0"),), now=10.0))
+    (item,) = await store.claim_outbox(10.0, 60.0, 10)
+    assert (item.created, item.enqueued) == (10.0, 10.0)
+    (listed,) = await store.outbox()
+    assert (listed.created, listed.enqueued) == (10.0, 10.0)
+
+
+async def test_release_gives_an_item_back_without_counting_an_attempt(store: Store) -> None:
+    await store.commit(Commit("e1", OK, (call("e1#0"), call("e1#1")), now=10.0))
+    await store.claim_outbox(10.0, 60.0, 10)
+    await store.release_outbox("e1#0", 30.0)
+    assert await store.claim_outbox(29.0, 60.0, 10) == []  # the lane still waits for it
+    (item,) = await store.claim_outbox(30.0, 60.0, 10)
+    assert (item.call.key, item.attempts, item.last_error) == ("e1#0", 0, None)
+    await store.finish_outbox("e1#0", "sent", None, 31.0)
+    await store.release_outbox("e1#0", 40.0)  # a finished item stays finished
+    await store.release_outbox("missing#0", 40.0)
+    assert keys(await store.outbox(status="sent")) == ["e1#0"]
+
+
+async def test_requeue_makes_a_dead_item_pending_again(store: Store) -> None:
+    await store.commit(Commit("e1", OK, (call("e1#0"),), now=10.0))
+    await store.commit(Commit("e2", OK, (call("e2#0"),), now=20.0))
+    await store.claim_outbox(10.0, 60.0, 10)
+    await store.retry_outbox("e1#0", 11.0, "HTTP 500")
+    await store.claim_outbox(11.0, 60.0, 10)
+    await store.finish_outbox("e1#0", "dead", "hoiio sms/send: error_insufficient_credit", 12.0)
+    assert await store.requeue_outbox("e2#0", 50.0) is False  # pending, not dead
+    assert await store.requeue_outbox("missing#0", 50.0) is False
+    assert await store.requeue_outbox("e1#0", 50.0) is True
+    assert await store.requeue_outbox("e1#0", 50.0) is False  # once is enough
+    (item,) = await store.outbox(status="pending", limit=1)
+    assert item.call.key == "e2#0"  # e2 is still the newer commit
+    # Requeued, it joins its lane behind what was already waiting there.
+    assert keys(await store.claim_outbox(50.0, 60.0, 10)) == ["e2#0"]
+    await store.finish_outbox("e2#0", "sent", None, 51.0)
+    (again,) = await store.claim_outbox(51.0, 60.0, 10)
+    assert (again.call.key, again.attempts, again.created, again.enqueued) == (
+        "e1#0",
+        0,
+        10.0,
+        50.0,
+    )
+    assert again.last_error == "hoiio sms/send: error_insufficient_credit"
+
+
+# -- slots: shared rate and concurrency limits ----------------------------------------------
+
+
+async def test_slots_limit_how_many_are_held_at_once(store: Store) -> None:
+    assert await store.take_slot("busy", 2, "a", 100.0, 0.0) == 0.0
+    assert await store.take_slot("busy", 2, "b", 50.0, 0.0) == 0.0
+    assert await store.take_slot("busy", 2, "c", 100.0, 10.0) == pytest.approx(40.0)
+    assert await store.take_slot("other", 2, "c", 100.0, 10.0) == 0.0  # names are separate
+    await store.free_slot("busy", "a")
+    await store.free_slot("busy", "nobody")
+    assert await store.take_slot("busy", 2, "c", 100.0, 10.0) == 0.0
+    assert await store.take_slot("busy", 2, "d", 100.0, 10.0) == pytest.approx(40.0)
+    # A slot whose time is up is free again (a holder that died gives it back this way).
+    assert await store.take_slot("busy", 2, "d", 100.0, 50.0) == 0.0
+
+
+async def test_slots_never_freed_make_a_sliding_rate_limit(store: Store) -> None:
+    granted = []
+    now = 0.0
+    while now < 3.0:
+        if await store.take_slot("rate", 5, f"h{now:.2f}", now + 1.0, now) == 0.0:
+            granted.append(now)
+        now = round(now + 0.05, 2)
+    # At most 5 in any window of one second, and the limit is used in full.
+    assert all(granted[i + 5] - granted[i] > 1.0 - 1e-9 for i in range(len(granted) - 5))
+    assert len(granted) == 15
+
+
+async def test_taking_a_slot_again_renews_it(store: Store) -> None:
+    assert await store.take_slot("busy", 1, "a", 10.0, 0.0) == 0.0
+    assert await store.take_slot("busy", 1, "a", 20.0, 5.0) == 0.0
+    assert await store.take_slot("busy", 1, "b", 30.0, 15.0) == pytest.approx(5.0)
+
+
+async def test_purge_drops_slots_whose_time_is_up(store: Store) -> None:
+    await store.take_slot("rate", 5, "a", 10.0, 0.0)
+    await store.take_slot("rate", 5, "b", 30.0, 0.0)
+    assert await store.purge(20.0) == 1
+    assert await store.take_slot("rate", 1, "c", 40.0, 20.0) == pytest.approx(10.0)
+
+
 # -- purge ----------------------------------------------------------------------------------
 
 
@@ -303,9 +430,8 @@ async def test_sqlite_data_survives_close_and_reopen(tmp_path: Path) -> None:
     path = tmp_path / "data" / "responder.db"
     body = StoredResponse(200, "text/plain", b"\xff\x00 r\xe9ponse")
     store = await open_sqlite(path)
-    await store.commit(
-        Commit("e1", body, (call("e1#0"), call("e1#1"), call("e1#2")), ("limit:a",), now=10.0)
-    )
+    calls = (call("e1#0", None), call("e1#1", None), call("e1#2", None))
+    await store.commit(Commit("e1", body, calls, ("limit:a",), now=10.0))
     await store.commit(Commit("e2", OK, (), ("limit:a", "limit:b"), now=20.0))
     await store.claim_outbox(10.0, 60.0, 10)
     await store.finish_outbox("e1#0", "sent", None, 11.0)
@@ -331,6 +457,30 @@ async def test_sqlite_data_survives_close_and_reopen(tmp_path: Path) -> None:
         assert not fresh
     finally:
         await again.close()
+
+
+async def test_sqlite_outbox_written_before_lanes_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE outbox (key TEXT PRIMARY KEY, payload TEXT NOT NULL, created REAL NOT NULL,"
+        " next_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+        " status TEXT NOT NULL DEFAULT 'pending', last_error TEXT, finished REAL);"
+    )
+    block = OutboundCall("o#1", "hoiio", "ivr/middle/play", {"session": "S-1"}, contact="S-1")
+    rows = [(c.key, c.to_json(), 10.0 + n, 10.0) for n, c in enumerate((call("o#0"), block))]
+    rows.append((call("o#2").key, call("o#2").to_json(), 12.0, 10.0))
+    old.executemany("INSERT INTO outbox (key, payload, created, next_at) VALUES (?,?,?,?)", rows)
+    old.commit()
+    old.close()
+    store = await open_sqlite(path)
+    try:
+        assert keys(await store.claim_outbox(20.0, 60.0, 10)) == ["o#1", "o#0"]
+        await store.finish_outbox("o#0", "sent", None, 21.0)
+        (item,) = await store.claim_outbox(21.0, 60.0, 10)
+        assert (item.call.key, item.created, item.enqueued) == ("o#2", 12.0, 12.0)
+    finally:
+        await store.close()
 
 
 async def test_two_sqlite_stores_on_one_file_agree_on_the_winner(tmp_path: Path) -> None:

@@ -1,0 +1,79 @@
+"""Provider limits through the store: two workers on one SQLite file share them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from responder.clients.limits import Limits, Postponed
+from responder.clients.policy import RATE_MARGIN, DeliverySettings, Rate
+from responder.outbound import OutboundCall
+from responder.stores.sqlite import SqliteStore
+
+
+def sms(key: str) -> OutboundCall:
+    return OutboundCall(key, "hoiio", "sms/send", {"dest": "+1", "msg": "x"}, contact="+1")
+
+
+@pytest.fixture
+async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
+    a, b = SqliteStore(str(tmp_path / "s.db")), SqliteStore(str(tmp_path / "s.db"))
+    await a.open()
+    await b.open()
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def test_concurrency_slots_are_shared_by_every_process_on_the_store(
+    stores: tuple[SqliteStore, SqliteStore],
+) -> None:
+    settings = DeliverySettings(hoiio_max_concurrent=2)
+    one, two = Limits(stores[0], settings), Limits(stores[1], settings)
+    async with contextlib.AsyncExitStack() as held:
+        await held.enter_async_context(one.hold(sms("a"), time.time() + 5))
+        await held.enter_async_context(one.hold(sms("b"), time.time() + 5))
+        with pytest.raises(Postponed):
+            async with two.hold(sms("c"), time.time() + 0.2):
+                pass
+        waiting = asyncio.create_task(held_for(two, sms("d")))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+    await asyncio.wait_for(waiting, 10)  # one's slots are free: two goes ahead
+
+
+async def held_for(limits: Limits, call: OutboundCall) -> None:
+    async with limits.hold(call, time.time() + 30):
+        pass
+
+
+async def test_a_rate_holds_calls_past_the_window(stores: tuple[SqliteStore, SqliteStore]) -> None:
+    settings = DeliverySettings(hoiio_rate=Rate(3, 1.0))
+    one, two = Limits(stores[0], settings), Limits(stores[1], settings)
+    started = time.time()
+    for n, limits in enumerate((one, two, one)):
+        await held_for(limits, sms(f"k{n}"))
+    assert time.time() - started < 1.0
+    await held_for(two, sms("k3"))  # the fourth in a second waits for the first to leave
+    assert time.time() - started >= 1.0 + RATE_MARGIN - 0.01
+
+
+async def test_a_long_wait_is_postponed_not_held(stores: tuple[SqliteStore, SqliteStore]) -> None:
+    limits = Limits(stores[0], DeliverySettings(textit_rate=Rate(1, 3600.0)))
+    call = OutboundCall("t", "textit", "broadcasts.json", {}, contact="+1")
+    await held_for(limits, call)
+    with pytest.raises(Postponed) as caught:
+        async with limits.hold(call, time.time() + 30):
+            pass
+    assert 3599 < caught.value.wait <= 3600 + RATE_MARGIN
+
+
+async def test_webhooks_have_no_limits(stores: tuple[SqliteStore, SqliteStore]) -> None:
+    limits = Limits(stores[0], DeliverySettings())
+    for n in range(20):
+        await held_for(limits, OutboundCall(f"h{n}", "http", "http://127.0.0.1/x", {}))
