@@ -221,7 +221,7 @@ async def test_run_delivers_in_the_background_and_stops(rig: Rig) -> None:
     await rig.commit("e1", sms("e1#0"))
     rig.delivery.wake()
     await wait_for(lambda: len(rig.hoiio.requests) == 1)
-    rig.delivery.stop()
+    assert await rig.delivery.shutdown() == 0
     await asyncio.wait_for(worker, 5)
     assert [i.call.key for i in await rig.store.outbox(status="sent")] == ["e1#0"]
 

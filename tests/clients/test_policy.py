@@ -27,7 +27,7 @@ def test_rates_parse(text: str, rate: Rate | None) -> None:
 
 @pytest.mark.parametrize("text", ["5", "5/x", "0/s", "-1/s", "a/s", "5/0s", "5/-1s", "5/infs"])
 def test_bad_rates_name_the_setting(text: str) -> None:
-    with pytest.raises(SettingsError, match="^TEXTIT_RATE_LIMIT: .* is not a rate"):
+    with pytest.raises(SettingsError, match=r"^TEXTIT_RATE_LIMIT: .* is not a rate"):
         parse_rate("TEXTIT_RATE_LIMIT", text)
 
 
