@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     retry = outbox_sub.add_parser("retry", help="send dead items again")
     retry.add_argument("keys", nargs="*", metavar="KEY")
     retry.add_argument("--all-dead", action="store_true", help="every dead item")
+
+    test = sub.add_parser("test", help="run YAML transcript tests (*.test.yaml) against the rules")
+    test.add_argument("paths", nargs="+", metavar="FILE", help="transcript files or directories")
+    test.add_argument("--junit", metavar="PATH", help="also write JUnit XML here")
+    test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
     return parser
 
 
@@ -77,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _simulate(args)
     if args.command == "outbox":
         return _outbox(args)
+    if args.command == "test":
+        return _test(args)
     return _serve(args)
 
 
@@ -144,6 +151,25 @@ def _simulate(args: argparse.Namespace) -> int:
         return asyncio.run(simulator.run(call=args.call))
     except KeyboardInterrupt:
         return 130
+
+
+def _test(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from responder.transcripts.report import write_junit, write_text
+    from responder.transcripts.run import exit_code, run_all
+
+    logging.basicConfig(level=logging.ERROR, format="  (%(name)s: %(message)s)")
+    results, usage = asyncio.run(run_all(args.paths))
+    write_text(results, usage, sys.stdout, args.verbose)
+    if args.junit:
+        try:
+            write_junit(results, usage, Path(args.junit))
+        except OSError as exc:
+            print(f"responder: cannot write {args.junit}: {exc.strerror}", file=sys.stderr)
+            return 2
+    return exit_code(results, usage)
 
 
 def _check(paths: list[str]) -> int:

@@ -156,3 +156,36 @@ def test_every_example_is_valid_and_driven_by_a_test() -> None:
     for example in sorted(p for p in EXAMPLES.iterdir() if p.is_dir()):
         load_rules([example])
         assert f'"{example.name}"' in tests, f"no test drives examples/{example.name}"
+
+
+def test_every_example_ships_transcripts_that_pass() -> None:
+    """CI runs the transcripts: `responder test examples/ rules/` passes and prints coverage."""
+    import re
+    import subprocess
+    import sys
+
+    examples = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir())
+    for name in examples:
+        assert list((EXAMPLES / name).glob("*.test.yaml")), f"{name} has no transcript"
+    assert (REPO / "rules" / "default.test.yaml").is_file()
+    result = subprocess.run(
+        [sys.executable, "-m", "responder", "test", "examples/", "rules/"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"total: \d+ passed, 0 failed", lines[-2]), lines[-2]
+    counts = re.fullmatch(
+        r"total coverage: rules (\d+)/(\d+) \(100%\), states (\d+)/(\d+) \(100%\), "
+        r"transitions (\d+)/(\d+) \(\d+%\)",
+        lines[-1],
+    )
+    assert counts, lines[-1]
+    assert int(counts[2]) > 0
+    assert int(counts[4]) > 0
+    assert int(counts[6]) > 0
+    assert sum(line.endswith(".test.yaml") for line in lines) == len(examples) + 1

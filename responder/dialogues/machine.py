@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from transitions import Machine, MachineError
@@ -40,6 +41,9 @@ class DialogueMachine:
             auto_transitions=False,
             ignore_invalid_triggers=False,
         )
+        # Called with (source, trigger, destination) after every move: transcript coverage
+        # and traces watch the machine here instead of reimplementing its decisions.
+        self.observers: list[Callable[[str, str, str], None]] = []
 
     def fire(self, current: str, trigger: str) -> str:
         """The state reached from ``current`` by ``trigger``; StepError if not allowed."""
@@ -54,4 +58,7 @@ class DialogueMachine:
         finally:
             if model in self.machine.models:
                 self.machine.remove_model(model)
-        return str(model.state)
+        reached = str(model.state)
+        for observe in self.observers:
+            observe(current, trigger, reached)
+        return reached

@@ -100,6 +100,9 @@ class Runner:
             updated=env.now,
             expires=self._expiry(dialogue, env.now),
             ref=ref,
+            # Steps keep counting across a restart on the same key: a timer's firing is keyed
+            # by (conversation key, step), which must not repeat a finished conversation's.
+            seq=previous.seq if previous is not None else 0,
         )
         step = Step(conversation, previous.version if previous else 0)
         self._enter(dialogue, step, dialogue.initial, env, None)

@@ -16,6 +16,8 @@ from responder.rules.yamlnodes import load
 from responder.templates import Templates
 
 SUFFIXES = (".yaml", ".yml")
+# Transcript tests (``responder test``) live beside the rules they test, and are not rules.
+TRANSCRIPT_SUFFIXES = (".test.yaml", ".test.yml")
 # Every limit has a number: a rule file larger than this is refused unread.
 MAX_FILE_BYTES = 2 * 1024 * 1024
 
@@ -27,7 +29,11 @@ def rule_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in SUFFIXES and not p.name.endswith(TRANSCRIPT_SUFFIXES) and p.is_file()
+            )
             if not found:
                 problems.append(Problem(str(path), 0, "no .yaml or .yml rule files here"))
             files.extend(found)

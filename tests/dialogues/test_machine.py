@@ -242,3 +242,14 @@ def test_state_names_that_look_like_machine_attributes(tmp_path: Path) -> None:
     assert machine.fire("initial", "initial:next") == "to_state"
     assert machine.fire("to_state", "to_state:next") == "models"
     assert machine.machine.models == []
+
+
+def test_observers_see_every_move_and_no_refused_one(menu: m.Dialogue) -> None:
+    machine = machine_of(menu)
+    seen: list[tuple[str, str, str]] = []
+    machine.observers.append(lambda *move: seen.append(move))
+    machine.fire("menu", "menu:0")
+    machine.fire("voicemail", "voicemail:next")
+    with pytest.raises(StepError):
+        machine.fire("thanks", "menu:0")
+    assert seen == [("menu", "menu:0", "sales"), ("voicemail", "voicemail:next", "thanks")]

@@ -611,3 +611,38 @@ async def test_wait_sets_a_timer_and_its_timeout_moves_on(tmp_path: Path) -> Non
     assert stale.conversation is None
     assert stale.timer is not None
     assert stale.timer.due is None
+
+
+async def test_a_restarted_conversation_keeps_counting_steps(tmp_path: Path) -> None:
+    # Timer firings are keyed by (conversation key, step): a survey taken a second time
+    # must not reuse the first one's step numbers, or its timers would never fire.
+    h = Harness(
+        tmp_path,
+        """
+        dialogues:
+          - name: nudge
+            start: {on: sms.received, when: {text: {keyword: hi}}}
+            states:
+              ask:
+                say: "Rate us 1-5."
+                on: [{text: {number: {min: 1, max: 5}}, goto: thanks}]
+                wait: {timeout: 1h, goto: gone}
+              thanks: {say: "Thanks!", end: true, outcome: rated}
+              gone: {end: true, outcome: no answer}
+        """,
+    )
+    await h.sms("hi")
+    await h.sms("5")
+    first = await h.conversation()
+    assert (first.status, first.seq) == ("ended", 2)
+    out = await h.sms("hi")
+    assert out.conversation is not None
+    assert out.conversation.seq == 3
+    assert out.timer is not None
+    assert out.timer.seq == 3
+    h.clock.now = T0 + 3600
+    timer = Timer(f"textit:sms:{ALICE}", T0 + 3600, 3)
+    outcome, key = await h.engine.handle_timer(timer)
+    assert key == f"timer:textit:sms:{ALICE}:3"
+    assert outcome.conversation is not None
+    assert outcome.conversation.outcome == "no answer"

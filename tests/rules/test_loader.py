@@ -592,3 +592,13 @@ def test_valid_data_directory(tmp_path: Path) -> None:
     assert len(rules["office-hours"].sms) == 2
     assert rules["survey-water"].kinds == {"flow.step"}
     assert [Path(f).name for f in ruleset.files] == ["10_sms.yaml", "20_ivr.yml", "30_survey.yaml"]
+
+
+def test_directories_skip_transcript_tests(tmp_path: Path) -> None:
+    rules_file(tmp_path, "rules.yaml", rule_yaml("one"))
+    write(tmp_path, "rules.test.yaml", "tests: [not, rules]\n")
+    write(tmp_path, "more/other.test.yml", "tests: []\n")
+    files, problems = rule_files([tmp_path])
+    assert files == [tmp_path / "rules.yaml"]
+    assert problems == []
+    assert [r.name for r in load_rules([tmp_path]).rules] == ["one"]

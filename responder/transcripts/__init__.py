@@ -1,0 +1,1 @@
+"""Transcript tests: YAML conversations run against the rules (``responder test``)."""

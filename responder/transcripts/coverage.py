@@ -1,0 +1,106 @@
+"""Which rules matched, and which dialogue states and transitions were taken, out of all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from responder.dialogues.machine import DialogueMachine
+from responder.dialogues.model import Dialogue, edges
+from responder.rules.model import RuleSet
+
+Transition = tuple[str, str, str, str]  # dialogue, source, trigger, destination
+
+
+@dataclass(slots=True)
+class Coverage:
+    rules: set[str] = field(default_factory=set)
+    states: set[tuple[str, str]] = field(default_factory=set)
+    transitions: set[Transition] = field(default_factory=set)
+    hit_rules: set[str] = field(default_factory=set)
+    hit_states: set[tuple[str, str]] = field(default_factory=set)
+    hit_transitions: set[Transition] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, ruleset: RuleSet) -> Coverage:
+        """Everything there is to cover in ``ruleset``; starts watching its machines."""
+        coverage = cls(rules={rule.name for rule in ruleset.rules})
+        for dialogue in ruleset.dialogues.values():
+            name = dialogue.name
+            coverage.states.update((name, state) for state in dialogue.states)
+            coverage.transitions.update(
+                (name, s, t, d) for s, t, d in edges(dialogue) if _reachable(dialogue, s, t)
+            )
+            if isinstance(dialogue.machine, DialogueMachine):
+                dialogue.machine.observers.append(coverage._observer(name))
+        return coverage
+
+    def _observer(self, dialogue: str) -> _Observer:
+        return _Observer(self, dialogue)
+
+    def saw(self, matched: list[str], visited: set[tuple[str, str]]) -> None:
+        self.hit_rules.update(name for name in matched if name in self.rules)
+        self.hit_states.update(visited & self.states)
+
+    def merge(self, other: Coverage) -> None:
+        """Add what ``other`` (a run over the same rules) covered."""
+        self.hit_rules |= other.hit_rules
+        self.hit_states |= other.hit_states
+        self.hit_transitions |= other.hit_transitions
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        return {
+            "rules": (len(self.hit_rules), len(self.rules)),
+            "states": (len(self.hit_states), len(self.states)),
+            "transitions": (len(self.hit_transitions), len(self.transitions)),
+        }
+
+    def summary(self) -> str:
+        return summary(self.counts())
+
+    def missing(self) -> list[str]:
+        out = [f"rule {name}" for name in sorted(self.rules - self.hit_rules)]
+        out += [f"state {d}.{s}" for d, s in sorted(self.states - self.hit_states)]
+        out += [
+            f"transition {d}: {s} -> {dest} ({_how(t)})"
+            for d, s, t, dest in sorted(self.transitions - self.hit_transitions)
+        ]
+        return out
+
+
+class _Observer:
+    def __init__(self, coverage: Coverage, dialogue: str) -> None:
+        self.coverage = coverage
+        self.dialogue = dialogue
+
+    def __call__(self, source: str, trigger: str, destination: str) -> None:
+        self.coverage.hit_transitions.add((self.dialogue, source, trigger, destination))
+        self.coverage.hit_states.add((self.dialogue, destination))
+
+
+def _reachable(dialogue: Dialogue, source: str, trigger: str) -> bool:
+    """A gather's "no key matched" edge cannot be taken when an ``otherwise`` catches all."""
+    if trigger.split(":")[1:2] != ["repeat"]:
+        return True
+    return not any(t.otherwise for t in dialogue.states[source].on)
+
+
+def summary(counts: dict[str, tuple[int, int]]) -> str:
+    parts = []
+    for what, (hit, total) in counts.items():
+        share = f" ({100 * hit // total}%)" if total else ""
+        parts.append(f"{what} {hit}/{total}{share}")
+    return "coverage: " + ", ".join(parts)
+
+
+def _how(trigger: str) -> str:
+    """A trigger (``menu:2:then``) in words."""
+    parts = trigger.split(":")[1:]
+    words = {
+        "next": "next",
+        "timeout": "wait timeout",
+        "repeat": "no key matched",
+        "failure": "transfer failed",
+        "then": "after max_visits",
+    }
+    out = [f"on[{p}]" if p.isdigit() else words.get(p, p) for p in parts]
+    return ", ".join(out)
