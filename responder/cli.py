@@ -34,6 +34,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--public-url", help="public base URL of this server")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="log lines as text (default) or JSON"
+    )
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        default=None,
+        help="reload the rules when a rule file changes",
+    )
 
     check = sub.add_parser("check", help="validate rule files; print every problem")
     check.add_argument("paths", nargs="+", metavar="PATH")
@@ -192,6 +201,7 @@ def _check(paths: list[str]) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from responder.logs import setup_logging
     from responder.server import create_app
     from responder.settings import Settings
 
@@ -203,13 +213,13 @@ def _serve(args: argparse.Namespace) -> int:
             store=args.store,
             public_url=args.public_url,
             log_level=args.log_level,
+            log_format=args.log_format,
+            watch=args.watch,
         )
     except SettingsError as exc:
         print(f"responder: setting {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(settings.log_level, settings.log_format)
     try:
         app = create_app(settings)
     except RulesError as exc:

@@ -53,6 +53,8 @@ class Outcome:
     timer: TimerWrite | None = None
     opt_outs: tuple[tuple[str, bool], ...] = ()
     exempt: bool = False  # STOP/START/HELP confirmations: only the loop guard applies
+    # (dialogue, state left, state entered) of a dialogue step; "(start)" for a new one
+    transition: tuple[str, str, str] | None = None
 
 
 NOTHING = Outcome()
@@ -311,7 +313,13 @@ class Engine:
             )
             log.warning("conversation %s ends: %s", conv_key, why)
             current = conversation
-            return self._run_step(event, partial(self.runner.abandon, current, env, why), env, None)
+            return self._run_step(
+                event,
+                partial(self.runner.abandon, current, env, why),
+                env,
+                None,
+                source=current.state,
+            )
         found = conversation
         return self._run_step(event, partial(self.runner.step, dialogue, found, env), env, found)
 
@@ -322,7 +330,9 @@ class Engine:
         env: Env,
         current: Conversation | None,
         prefix: Outcome | None = None,
+        source: str | None = None,
     ) -> Outcome:
+        source = source or (current.state if current is not None else "(start)")
         try:
             step = make()
         except (TemplateError, StepError) as exc:
@@ -365,6 +375,7 @@ class Engine:
             conversation=step.conversation,
             expected_version=step.expected_version,
             timer=step.timer,
+            transition=(step.conversation.dialogue, source, step.conversation.state),
         )
 
     async def handle_timer(self, timer: Timer) -> tuple[Outcome, str]:
@@ -390,7 +401,11 @@ class Engine:
         if dialogue is None or state is None or state.wait is None:
             why = "dialogue or state no longer exists"
             outcome = self._run_step(
-                event, partial(self.runner.abandon, conversation, env, why), env, None
+                event,
+                partial(self.runner.abandon, conversation, env, why),
+                env,
+                None,
+                source=conversation.state,
             )
         else:
             outcome = self._run_step(

@@ -23,25 +23,31 @@ from responder.auth import (
     open_channels,
 )
 from responder.clients.delivery import Delivery
-from responder.clients.sender import Sender
+from responder.clients.metered import MeteredSender
 from responder.conversations import ConflictError
 from responder.conversations import conversation_key as conversation_key_of
 from responder.dialogues.runner import Runner
-from responder.engine import Engine
-from responder.errors import BadRequest, ResponderError, RulesError, StoreError, Unauthorized
+from responder.engine import Engine, Outcome
+from responder.errors import BadRequest, ResponderError, StoreError, Unauthorized
 from responder.events import Event
 from responder.locks import KeyedLocks
+from responder.logs import TRACE_HEADER, TRACE_ID, new_trace_id
+from responder.metrics import CONTENT_TYPE_LATEST, Metrics, action, authorized
 from responder.outbound import Commit, StoredResponse
 from responder.providers import PROVIDERS
 from responder.providers.base import WebhookRequest
+from responder.recording import Record, Recorder, redact_body, redact_pairs
+from responder.reload import Reloader
 from responder.rules.loader import load_rules
 from responder.rules.model import RuleSet
 from responder.settings import Settings
 from responder.stores import open_store
 from responder.stores.base import Store
 from responder.timers import TimerWorker
+from responder.trace import describe, webhook_trace
 
 log = logging.getLogger("responder.server")
+trace_log = logging.getLogger("responder.trace")
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -51,6 +57,9 @@ LOCKS = web.AppKey("locks", KeyedLocks)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
 TIMERS = web.AppKey("timers", TimerWorker)
+METRICS = web.AppKey("metrics", Metrics)
+RELOADER = web.AppKey("reloader", Reloader)
+RECORDER: web.AppKey[Recorder | None] = web.AppKey("recorder")
 
 PURGE_EVERY = 3600.0
 CONFLICT_RETRIES = 5
@@ -63,11 +72,33 @@ def conversation_key(event: Event) -> str:
     return conversation_key_of(event.channel, event.contact or event.contact_uuid, None)
 
 
+REFUSED_REASONS = {404: "unknown_channel", 405: "method", 413: "too_large"}
+
+
 @web.middleware
 async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], object]
 ) -> web.StreamResponse:
-    """The one place where errors become HTTP answers."""
+    """The one place where errors become HTTP answers; every answer carries its trace id."""
+    trace_id = new_trace_id(request.headers.get("X-Request-Id"))
+    token = TRACE_ID.set(trace_id)
+    try:
+        response = await _answer(request, handler)
+    except web.HTTPException as exc:
+        refused = request.app[METRICS].refused
+        refused.labels(REFUSED_REASONS.get(exc.status, f"http_{exc.status}")).inc()
+        exc.headers[TRACE_HEADER] = trace_id
+        raise
+    finally:
+        TRACE_ID.reset(token)
+    response.headers[TRACE_HEADER] = trace_id
+    return response
+
+
+async def _answer(
+    request: web.Request, handler: Callable[[web.Request], object]
+) -> web.StreamResponse:
+    refused = request.app[METRICS].refused
     try:
         response = await handler(request)  # type: ignore[misc]
         assert isinstance(response, web.StreamResponse)
@@ -76,15 +107,19 @@ async def error_middleware(
         raise
     except BadRequest as exc:
         log.warning("bad request on %s: %s", request.path, exc.reason)
+        refused.labels("bad_request").inc()
         return web.json_response({"error": exc.reason}, status=400)
     except Unauthorized as exc:
         log.warning("refused request on %s: %s", request.path, exc.reason)
+        refused.labels("unauthorized" if exc.status == 401 else "forbidden").inc()
         return web.json_response({"error": exc.reason}, status=exc.status)
     except StoreError as exc:
         log.error("store unavailable: %s", exc)
+        refused.labels("store_unavailable").inc()
         return web.json_response({"error": "temporarily unavailable"}, status=503)
     except ResponderError as exc:
         log.error("error on %s: %s", request.path, exc)
+        refused.labels("error").inc()
         return web.json_response({"error": "internal error"}, status=500)
 
 
@@ -100,6 +135,18 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     provider_name = settings.channels.get(channel)
     if provider_name is None:
         raise web.HTTPNotFound(text=f"no channel named {channel!r}")
+    started = time.perf_counter()
+    try:
+        return await _webhook(request, channel, provider_name, started)
+    finally:
+        app[METRICS].webhook_seconds.labels(channel).observe(time.perf_counter() - started)
+
+
+async def _webhook(
+    request: web.Request, channel: str, provider_name: str, started: float
+) -> web.StreamResponse:
+    app = request.app
+    settings = app[SETTINGS]
     check_secret(settings, channel, request.query)
     provider = PROVIDERS[provider_name]
     body = await request.read()
@@ -108,7 +155,22 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     wreq = WebhookRequest(
         query=query, body=body, content_type=request.content_type, headers=dict(request.headers)
     )
+    recorder = app[RECORDER]
+    if recorder is not None:
+        recorder.write(
+            Record(
+                app[CLOCK](),
+                channel,
+                provider_name,
+                tuple(redact_pairs(list(request.query.items()))),
+                redact_body(body, request.content_type),
+                request.content_type,
+                TRACE_ID.get(),
+            )
+        )
     event = provider.parse(channel, wreq)
+    metrics = app[METRICS]
+    metrics.events.labels(event.provider, channel, event.kind).inc()
     for note in event.notes:
         log.warning("%s webhook: %s", channel, note)
     if event.kind == "unknown":
@@ -121,11 +183,11 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         async with app[LOCKS].hold(conversation_key(event)):
             stored = await store.get_response(key)
             if stored is None:
-                stored = await _process(app, event, key, app_state)
+                stored = await _process(app, event, key, app_state, started)
             else:
-                log.info("replayed %s", key)
+                _duplicate(app, event, key, started)
     else:
-        log.info("replayed %s", key)
+        _duplicate(app, event, key, started)
     return web.Response(
         status=stored.status, body=stored.body, headers={"Content-Type": stored.content_type}
     )
@@ -147,13 +209,54 @@ def _verified_state(app: web.Application, event: Event) -> AppState | None:
         raise Unauthorized(f"app_state refused: {exc}", status=403) from None
 
 
+def _duplicate(app: web.Application, event: Event, key: str, started: float) -> None:
+    app[METRICS].duplicates.labels(event.channel).inc()
+    timings = {"total": time.perf_counter() - started}
+    fields = webhook_trace(event, key, None, fresh=False, masked=_masked(app), timings=timings)
+    _log_trace(app, fields)
+
+
+def _masked(app: web.Application) -> bool:
+    return app[SETTINGS].log_contacts == "masked"
+
+
+def _log_trace(app: web.Application, fields: dict[str, object]) -> None:
+    trace_log.info(
+        "%s",
+        describe(fields),
+        extra={"trace": {"event": "webhook", **fields}, "trace_id": TRACE_ID.get()},
+    )
+
+
+def _count(metrics: Metrics, event: Event, outcome: Outcome, fresh: bool) -> None:
+    """Count what one webhook led to (cheap: a few counter increments)."""
+    for name in outcome.matched:
+        if not name.startswith("dialogue:"):
+            metrics.rule_matches.labels(name).inc()
+    for name in outcome.limited:
+        metrics.rule_limited.labels(name).inc()
+    if outcome.errors:
+        metrics.errors.inc(len(outcome.errors))
+    if outcome.transition is not None:
+        metrics.transitions.labels(*outcome.transition).inc()
+    if not fresh:
+        return
+    if outcome.reply_text is not None or outcome.variables is not None:
+        metrics.replies.labels(event.channel).inc()
+    for call in outcome.calls:
+        metrics.queued.labels(call.provider, action(call)).inc()
+
+
 async def _process(
-    app: web.Application, event: Event, key: str, app_state: AppState | None
+    app: web.Application, event: Event, key: str, app_state: AppState | None, started: float
 ) -> StoredResponse:
     engine = app[ENGINE]
     provider = PROVIDERS[event.provider]
+    decided = committed = started
     for attempt in range(1, CONFLICT_RETRIES + 1):
+        begun = time.perf_counter()
         outcome = await engine.handle(event, key, app_state)
+        decided = time.perf_counter()
         reply = provider.reply(event, outcome.reply_text, outcome.variables)
         response = StoredResponse(reply.status, reply.content_type, reply.body)
         commit = Commit(
@@ -170,20 +273,21 @@ async def _process(
         )
         try:
             stored, fresh = await app[STORE].commit(commit)
+            committed = time.perf_counter()
             break
         except ConflictError as exc:
             # Another process moved the conversation on: decide again from its new state.
             log.info("conflict on %s (attempt %d): %s", key, attempt, exc)
     else:
         raise StoreError(f"conversation kept changing under {key}; gave up")
-    log.info(
-        "%s %s from %s: rules %s, %d call(s)%s",
-        event.channel,
-        event.kind,
-        event.contact,
-        list(outcome.matched) or "none",
-        len(outcome.calls) if fresh else 0,
-        "" if fresh else " (a concurrent delivery answered first)",
+    _count(app[METRICS], event, outcome, fresh)
+    timings = {
+        "total": committed - started,
+        "engine": decided - begun,
+        "commit": committed - decided,
+    }
+    _log_trace(
+        app, webhook_trace(event, key, outcome, fresh=fresh, masked=_masked(app), timings=timings)
     )
     if fresh and outcome.calls:
         app[DELIVERY].wake()
@@ -195,6 +299,23 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ok", "version": __version__, "rules": len(engine.rules.rules)}
     )
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    app = request.app
+    if not authorized(request, app[SETTINGS].metrics_token):
+        return web.json_response(
+            {"error": "metrics need Authorization: Bearer <RESPONDER_METRICS_TOKEN>"},
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    metrics = app[METRICS]
+    try:
+        await metrics.collect_store(app[STORE])
+    except StoreError as exc:
+        # The counters are still worth reading; the store gauges keep their last values.
+        log.error("metrics: store unavailable: %s", exc)
+    return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -215,7 +336,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             "notify_url and will hang up"
         )
     delivery = Delivery(
-        store, Sender(settings, session), settings=settings.delivery, clock=app[CLOCK]
+        store,
+        MeteredSender(settings, session, app[METRICS]),
+        settings=settings.delivery,
+        clock=app[CLOCK],
     )
     app[DELIVERY] = delivery
     timers = TimerWorker(store, engine, app[LOCKS], delivery, clock=app[CLOCK])
@@ -223,15 +347,27 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     worker = asyncio.create_task(delivery.run(), name="delivery")
     timer_task = asyncio.create_task(timers.run(), name="timers")
     purger = asyncio.create_task(_purge(store, app[CLOCK]), name="purge")
+    reloader = app[RELOADER]
+    watcher = asyncio.create_task(reloader.watch(), name="watch") if settings.watch else None
+    recorder = app[RECORDER]
+    if recorder is not None:
+        recorder.open()
     loop = asyncio.get_running_loop()
     with suppress(NotImplementedError, RuntimeError, ValueError):
         # Only the main thread of a real process can take signals; tests run without.
-        loop.add_signal_handler(signal.SIGHUP, reload_rules, app)
+        loop.add_signal_handler(signal.SIGHUP, reloader.request, "SIGHUP")
     try:
         yield
     finally:
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
+        if watcher is not None:
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
+        await reloader.wait()
+        if recorder is not None:
+            recorder.close()
         # The listener is closed by now: claim nothing more, let calls in flight finish
         # within the grace period, and leave everything else in the outbox for the next start.
         delivery.stop()
@@ -254,18 +390,7 @@ def reload_rules(app: web.Application) -> bool:
     Conversations in progress continue on the new rules when their dialogue and state still
     exist, and end cleanly (with a log line) when they do not.
     """
-    settings = app[SETTINGS]
-    try:
-        ruleset = load_rules(settings.rules)
-    except RulesError as exc:
-        for problem in exc.problems:
-            log.error("reload refused: %s", problem)
-        return False
-    app[ENGINE].rules = ruleset
-    log.info(
-        "rules reloaded: %d rule(s), %d dialogue(s)", len(ruleset.rules), len(ruleset.dialogues)
-    )
-    return True
+    return app[RELOADER].reload_now()
 
 
 async def _purge(store: Store, clock: Callable[[], float]) -> None:
@@ -295,7 +420,16 @@ def create_app(
     app[CLOCK] = clock
     app[ENGINE] = Engine(ruleset, store, clock)
     app[LOCKS] = KeyedLocks()
+    app[METRICS] = Metrics()
+    app[RELOADER] = Reloader(settings.rules, app[ENGINE], app[METRICS])
+    app[RECORDER] = (
+        Recorder(settings.record, settings.record_max_bytes, settings.record_keep)
+        if settings.record
+        else None
+    )
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_post("/webhooks/{channel}", webhook)
     app.router.add_get("/healthz", healthz)
+    if settings.metrics:
+        app.router.add_get("/metrics", metrics_endpoint)
     return app

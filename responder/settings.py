@@ -45,6 +45,18 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     idempotency_ttl: float = 7 * 86400.0
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object per line
+    # "masked" logs contact numbers as +6591****67 (traces, explain, metrics never hold them)
+    log_contacts: str = "full"
+    # Reload the rules when a rule file changes (SIGHUP always reloads).
+    watch: bool = False
+    metrics: bool = True
+    # When set, GET /metrics needs ``Authorization: Bearer <token>``.
+    metrics_token: str | None = field(default=None, repr=False)
+    # Record incoming webhooks as JSON lines to this file (rotated at record_max_bytes).
+    record: str | None = None
+    record_max_bytes: int = 100 * 1024 * 1024
+    record_keep: int = 5
     # Simulation only: send the rules' own http calls here instead of their real URLs.
     capture_http_url: str | None = None
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
@@ -66,6 +78,10 @@ class Settings:
         text("RESPONDER_STATE_KEY", "state_key")
         text("RESPONDER_HOST", "host")
         text("RESPONDER_LOG_LEVEL", "log_level")
+        text("RESPONDER_LOG_FORMAT", "log_format")
+        text("RESPONDER_LOG_CONTACTS", "log_contacts")
+        text("RESPONDER_METRICS_TOKEN", "metrics_token")
+        text("RESPONDER_RECORD", "record")
         text("HOIIO_APP_ID", "hoiio_app_id")
         text("HOIIO_ACCESS_TOKEN", "hoiio_access_token")
         text("HOIIO_API_URL", "hoiio_api_url")
@@ -76,11 +92,16 @@ class Settings:
         for key, name in (
             ("RESPONDER_PORT", "port"),
             ("RESPONDER_MAX_BODY_BYTES", "max_body_bytes"),
+            ("RESPONDER_RECORD_MAX_BYTES", "record_max_bytes"),
+            ("RESPONDER_RECORD_KEEP", "record_keep"),
         ):
             if env.get(key):
                 values[name] = _int(key, env[key])
         if env.get("RESPONDER_CHANNELS"):
             values["channels"] = parse_channels(env["RESPONDER_CHANNELS"])
+        for key, name in (("RESPONDER_WATCH", "watch"), ("RESPONDER_METRICS", "metrics")):
+            if env.get(key, "").strip():
+                values[name] = _bool(key, env[key])
         if env.get("HOIIO_VERIFY_SIGNATURE", "").strip():
             values["hoiio_verify_signature"] = _bool(
                 "HOIIO_VERIFY_SIGNATURE", env["HOIIO_VERIFY_SIGNATURE"]
@@ -118,6 +139,16 @@ class Settings:
         ):
             if not url.startswith(("http://", "https://")):
                 raise SettingsError(key, f"{url!r} is not an http(s) URL")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError("RESPONDER_LOG_FORMAT", f"{self.log_format!r} is not text or json")
+        if self.log_contacts not in ("full", "masked"):
+            raise SettingsError(
+                "RESPONDER_LOG_CONTACTS", f"{self.log_contacts!r} is not full or masked"
+            )
+        if self.record_max_bytes < 4096:
+            raise SettingsError("RESPONDER_RECORD_MAX_BYTES", "must be at least 4096")
+        if not 0 <= self.record_keep <= 100:
+            raise SettingsError("RESPONDER_RECORD_KEEP", "must be between 0 and 100")
         if self.state_key is not None and len(self.state_key) < 16:
             raise SettingsError("RESPONDER_STATE_KEY", "must be at least 16 characters")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from responder.conversations import Conversation, Timer
 from responder.outbound import Commit, OutboxItem, StoredResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Depth:
+    """How much work is waiting in a store (for metrics)."""
+
+    outbox_pending: int = 0
+    outbox_dead: int = 0
+    timers: int = 0
+    conversations: int = 0  # active ones
 
 
 class Store(Protocol):
@@ -43,6 +54,10 @@ class Store(Protocol):
         ...
 
     async def count_conversations(self, status: str = "active") -> int: ...
+
+    async def depth(self) -> Depth:
+        """Pending and dead outbox items, pending timers and active conversations."""
+        ...
 
     async def claim_outbox(self, now: float, lease: float, limit: int) -> list[OutboxItem]:
         """Pending items due by ``now``, leased for ``lease`` seconds so no one else takes them.

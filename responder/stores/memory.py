@@ -15,6 +15,7 @@ from responder.outbound import (
     is_ivr_step,
     lane_of,
 )
+from responder.stores.base import Depth
 
 HIT_HORIZON = 31 * 86400.0  # hits older than this cannot matter to any limit
 
@@ -122,6 +123,15 @@ class MemoryStore:
 
     async def count_conversations(self, status: str = "active") -> int:
         return sum(1 for c in self._conversations.values() if c.status == status)
+
+    async def depth(self) -> Depth:
+        statuses = [r.status for r in self._outbox.values()]
+        return Depth(
+            outbox_pending=statuses.count("pending"),
+            outbox_dead=statuses.count("dead"),
+            timers=len(self._timers),
+            conversations=await self.count_conversations(),
+        )
 
     async def count_hits(self, key: str, since: float) -> int:
         times = self._hits.get(key, [])

@@ -24,6 +24,7 @@ from responder.outbound import (
     is_ivr_step,
     lane_of,
 )
+from responder.stores.base import Depth
 from responder.stores.memory import HIT_HORIZON
 
 T = TypeVar("T")
@@ -303,6 +304,24 @@ class SqliteStore:
                 "SELECT COUNT(*) FROM conversations WHERE status = ?", (status,)
             ).fetchone()
             return int(row[0])
+
+        return await self._run(read)
+
+    async def depth(self) -> Depth:
+        def read() -> Depth:
+            outbox = dict(
+                self._db.execute(
+                    "SELECT status, COUNT(*) FROM outbox WHERE status IN ('pending', 'dead') "
+                    "GROUP BY status"
+                ).fetchall()
+            )
+            timers = self._db.execute("SELECT COUNT(*) FROM timers").fetchone()[0]
+            active = self._db.execute(
+                "SELECT COUNT(*) FROM conversations WHERE status = 'active'"
+            ).fetchone()[0]
+            return Depth(
+                int(outbox.get("pending", 0)), int(outbox.get("dead", 0)), int(timers), int(active)
+            )
 
         return await self._run(read)
 

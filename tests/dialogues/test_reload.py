@@ -139,7 +139,7 @@ async def test_sms_conversation_continues_on_the_new_rules(
     assert await sms(client, "survey") == "Q1?"
     old = app[ENGINE].rules
     write(rules, SURVEY.replace('"Q2?"', '"Question two?"').replace("Thanks", "Merci"))
-    with caplog.at_level(logging.INFO, logger="responder.server"):
+    with caplog.at_level(logging.INFO, logger="responder.reload"):
         assert reload_rules(app) is True
     assert app[ENGINE].rules is not old
     assert "rules reloaded: 1 rule(s), 1 dialogue(s)" in caplog.text
@@ -339,7 +339,7 @@ async def test_broken_rules_are_refused_and_old_ones_keep_serving(
     assert await sms(client, "survey") == "Q1?"
     old = app[ENGINE].rules
     (rules / "rules.yaml").write_text(broken)
-    with caplog.at_level(logging.ERROR, logger="responder.server"):
+    with caplog.at_level(logging.ERROR, logger="responder.reload"):
         assert reload_rules(app) is False
     assert app[ENGINE].rules is old
     refused = [r.getMessage() for r in caplog.records if "reload refused" in r.getMessage()]

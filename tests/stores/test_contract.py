@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from responder.conversations import Conversation, TimerWrite
 from responder.errors import StoreError
 from responder.outbound import Commit, OutboundCall, OutboxItem, StoredResponse
 from responder.stores import open_store
-from responder.stores.base import Store
+from responder.stores.base import Depth, Store
 from responder.stores.memory import HIT_HORIZON, MemoryStore
 from responder.stores.sqlite import SCHEMA, SqliteStore
 
@@ -389,6 +390,26 @@ async def test_purge_drops_slots_whose_time_is_up(store: Store) -> None:
 
 
 # -- purge ----------------------------------------------------------------------------------
+
+
+async def test_depth_counts_pending_and_dead_calls_timers_and_active_conversations(
+    store: Store,
+) -> None:
+    assert await store.depth() == Depth()
+    talk = Conversation("textit:sms:+6591234567", "survey", "q1", "textit", "textit")
+    await store.commit(
+        Commit(
+            "d1",
+            OK,
+            (call("d1#0"), call("d1#1"), call("d1#2")),
+            now=100.0,
+            conversation=talk,
+            timer=TimerWrite(talk.key, 500.0, 1),
+        )
+    )
+    await store.finish_outbox("d1#0", "dead", "invalid session", 101.0)
+    await store.finish_outbox("d1#1", "sent", None, 101.0)
+    assert await store.depth() == Depth(outbox_pending=1, outbox_dead=1, timers=1, conversations=1)
 
 
 async def test_purge_removes_only_expired_idempotency_records(store: Store) -> None:
