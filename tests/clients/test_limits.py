@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +16,8 @@ from responder.clients.limits import Limits, Postponed
 from responder.clients.policy import RATE_MARGIN, DeliverySettings, Rate
 from responder.outbound import OutboundCall
 from responder.stores.sqlite import SqliteStore
+from responder.testing.fakes import FakeProvider
+from tests.conftest import ClientFactory, wait_for, write_rules
 
 
 def sms(key: str) -> OutboundCall:
@@ -77,3 +81,31 @@ async def test_webhooks_have_no_limits(stores: tuple[SqliteStore, SqliteStore]) 
     limits = Limits(stores[0], DeliverySettings())
     for n in range(20):
         await held_for(limits, OutboundCall(f"h{n}", "http", "http://127.0.0.1/x", {}))
+
+
+RULES = """
+rules:
+  - name: ack
+    on: sms.received
+    sms: {text: "Got it"}
+"""
+
+
+async def test_a_provider_limited_to_5_per_second_never_sees_more_and_gets_every_call(
+    tmp_path: Path, make_client: ClientFactory, fake_hoiio: FakeProvider
+) -> None:
+    fake_hoiio.behaviour.rate_limit = 5  # the fake answers 429 above 5 in any second
+    client = await make_client(
+        write_rules(tmp_path / "rules", RULES), delivery=DeliverySettings(hoiio_rate=Rate(5, 1.0))
+    )
+    count = 30
+    for n in range(count):
+        form = {"txn_ref": f"AA-R-{n}", "from": f"+6591{n:06d}", "to": "+6531234567", "msg": "hi"}
+        resp = await client.post("/webhooks/hoiio", data=form)
+        assert resp.status == 200
+    await wait_for(lambda: len(fake_hoiio.accepted) == count, within=120)
+    per_second = collections.Counter(math.floor(r.at) for r in fake_hoiio.requests)
+    assert max(per_second.values()) <= 5, per_second
+    assert fake_hoiio.refused == 0  # not even one 429: the limit was kept, not discovered
+    assert len(fake_hoiio.requests) == count
+    assert sorted(fake_hoiio.accepted.values()) == [1] * count
