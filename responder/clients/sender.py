@@ -30,6 +30,8 @@ SECRET_PARAMS: Final = frozenset({"access_token", "app_id", "token", "password",
 MAX_RESPONSE_BYTES: Final = 256 * 1024
 # A provider asking us to wait longer than this is capped, not obeyed to the letter.
 MAX_RETRY_AFTER: Final = 86400.0
+# Besides 5xx, these HTTP statuses say "try again later".
+RETRY_HTTP: Final = frozenset({408, 425, 429})
 # Sent with every request, the same on every retry, so a receiver can drop a repeat.
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 
@@ -132,7 +134,7 @@ class Sender:
         headers = {IDEMPOTENCY_HEADER: call.key}
         async with self.session.post(url, data=form, headers=headers, timeout=limit) as resp:
             text = await _read(resp)
-            if resp.status == 429 or resp.status >= 500:
+            if resp.status in RETRY_HTTP or resp.status >= 500:
                 raise DeliveryError(
                     f"hoiio {call.endpoint}: HTTP {resp.status}",
                     retry=True,
@@ -195,7 +197,7 @@ def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
 def _check_http(what: str, resp: aiohttp.ClientResponse) -> None:
     if resp.status < 300:
         return
-    retry = resp.status in (408, 425, 429) or resp.status >= 500
+    retry = resp.status in RETRY_HTTP or resp.status >= 500
     raise DeliveryError(f"{what}: HTTP {resp.status}", retry=retry, retry_after=_retry_after(resp))
 
 

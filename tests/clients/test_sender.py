@@ -117,6 +117,9 @@ async def test_hoiio_error_statuses_classify(
         (429, "1e12", True, 86400.0),
         (400, None, False, None),
         (403, None, False, None),
+        (408, None, True, None),
+        (425, None, True, None),
+        (422, None, False, None),
     ],
 )
 async def test_hoiio_http_failures_classify(
