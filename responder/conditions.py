@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from fnmatch import fnmatchcase
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from responder.events import Event, value_key
 from responder.templates import Expression
+
+if TYPE_CHECKING:
+    from responder.calendars import Calendar
 
 Captures = dict[str, str]
 NO_CAPTURES: Captures = {}
@@ -22,10 +25,12 @@ _EDGE_PUNCT = re.compile(r"^\W+|\W+$")
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What a condition may consult besides the event: the clock and the template context."""
+    """What a condition may consult besides the event: the clock, the template context and
+    the rule set's calendars."""
 
     now: datetime
     context: Callable[[], Mapping[str, Any]]
+    calendars: Mapping[str, Calendar] = field(default_factory=dict)
 
 
 class Condition(Protocol):

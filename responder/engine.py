@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from responder.appstate import AppState, Signer
+from responder.calendars import Calendar, views
 from responder.compliance import Compliance, event_contact
 from responder.conditions import Captures, Scope
 from responder.conversations import (
@@ -60,7 +61,9 @@ class Outcome:
 NOTHING = Outcome()
 
 
-def template_context(event: Event, now: datetime) -> dict[str, Any]:
+def template_context(
+    event: Event, now: datetime, calendars: Mapping[str, Calendar] | None = None
+) -> dict[str, Any]:
     """The names templates and expressions see (documented in the README)."""
     flow = event.flow
     return {
@@ -95,6 +98,7 @@ def template_context(event: Event, now: datetime) -> dict[str, Any]:
         "now": now,
         "rule": "",
         "vars": {},
+        "calendars": views(calendars or {}, now),
     }
 
 
@@ -204,10 +208,10 @@ class Engine:
 
         def context() -> Mapping[str, Any]:
             if "ctx" not in cache:
-                cache["ctx"] = template_context(event, now)
+                cache["ctx"] = template_context(event, now, rules.calendars)
             return cache["ctx"]  # type: ignore[no-any-return]
 
-        scope = Scope(now=now, context=context)
+        scope = Scope(now=now, context=context, calendars=rules.calendars)
         conv_key = _conversation_key(event)
         if app_state is not None and app_state.ref is not None:
             conv_key = dial_key(event.channel, app_state.ref)
@@ -396,8 +400,10 @@ class Engine:
             session=conversation.session,
         )
         now = datetime.fromtimestamp(now_ts, UTC)
-        context = template_context(event, now)
-        env = Env(event, key, now_ts, Scope(now=now, context=lambda: context), context)
+        calendars = self.rules.calendars
+        context = template_context(event, now, calendars)
+        scope = Scope(now=now, context=lambda: context, calendars=calendars)
+        env = Env(event, key, now_ts, scope, context)
         if dialogue is None or state is None or state.wait is None:
             why = "dialogue or state no longer exists"
             outcome = self._run_step(

@@ -32,6 +32,7 @@ CONTEXT_NAMES: Final[frozenset[str]] = frozenset(
         "now",
         "rule",
         "vars",
+        "calendars",
     }
 )
 

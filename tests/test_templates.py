@@ -179,7 +179,8 @@ def test_undefined_can_be_guarded(templates: Templates) -> None:
 def test_unknown_variable_rejected_at_compile(templates: Templates, source: str, name: str) -> None:
     with pytest.raises(TemplateError) as exc:
         templates.template(source)
-    assert str(exc.value).startswith(f"unknown variable {name!r} (known: attachments, captures")
+    known = "(known: attachments, calendars, captures"
+    assert str(exc.value).startswith(f"unknown variable {name!r} {known}")
 
 
 def test_every_context_name_compiles(templates: Templates) -> None:

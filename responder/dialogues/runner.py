@@ -223,7 +223,7 @@ class Runner:
                 cache["ctx"] = self._context(env, conversation, {})
             return cache["ctx"]
 
-        scope = Scope(now=env.scope.now, context=context)
+        scope = replace(env.scope, context=context)
         for index, transition in enumerate(state.on):
             captures = transition.when.test(env.event, scope)
             if captures is not None:

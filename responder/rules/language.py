@@ -445,6 +445,8 @@ WHEN: Final[Obj] = Obj(
         "values": Field(ValuesSpec()),
         "time": Field(TIME),
         "expr": Field(ExpressionSpec("A sandboxed jinja2 expression that must be true.")),
+        "open": Field(lambda: _calendar_ref(want_open=True)),
+        "closed": Field(lambda: _calendar_ref(want_open=False)),
         "not": Field(when_spec),
         "any": Field(
             lambda: ListOf(
@@ -617,6 +619,18 @@ def _dialogues_spec() -> Spec:
     return ListOf(DIALOGUE, "The dialogues of this file.", single=False, partial=True)
 
 
+def _calendar_ref(*, want_open: bool) -> Spec:
+    from responder.calendars_language import CLOSED, OPEN  # calendars build on this module
+
+    return OPEN if want_open else CLOSED
+
+
+def _calendars_spec() -> Spec:
+    from responder.calendars_language import CALENDARS
+
+    return CALENDARS
+
+
 def _compliance_spec() -> Spec:
     from responder.compliance_language import COMPLIANCE
 
@@ -628,6 +642,7 @@ FILE: Final = Obj(
         "rules": Field(ListOf(RULE, "The rules of this file.", single=False, partial=True)),
         "dialogues": Field(_dialogues_spec),
         "compliance": Field(_compliance_spec),
+        "calendars": Field(_calendars_spec),
     },
     "A responder rules file.",
     title="responder rules file",

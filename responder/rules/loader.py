@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Iterable
 from pathlib import Path
 
+from responder.calendars import Calendar
 from responder.compliance import Compliance
 from responder.dialogues.model import Dialogue
 from responder.errors import Problem, RulesError
@@ -53,6 +55,8 @@ def load_rules(paths: Iterable[str | Path], templates: Templates | None = None) 
     first_seen: dict[str, Rule] = {}
     dialogues: dict[str, Dialogue] = {}
     compliance: Compliance | None = None
+    calendars: dict[str, Calendar] = {}
+    calendar_refs: list[tuple[str, str, int, str]] = []  # file, name, line, path
     for path in files:
         name = str(path)
         try:
@@ -78,11 +82,25 @@ def load_rules(paths: Iterable[str | Path], templates: Templates | None = None) 
         ctx = Ctx(name, templates)
         parsed = FILE.parse(tree, 1, ctx, "")
         problems.extend(ctx.problems)
+        calendar_refs.extend((name, ref, line, where) for ref, line, where in ctx.calendar_refs)
         if parsed is INVALID:
             continue
-        if all(parsed.get(k) is None for k in ("rules", "dialogues", "compliance")):
+        if all(parsed.get(k) is None for k in ("rules", "dialogues", "compliance", "calendars")):
             problems.append(Problem(name, 1, "expected a 'rules:' or 'dialogues:' list"))
             continue
+        for calendar in parsed.get("calendars") or ():
+            first = calendars.get(calendar.name)
+            if first is not None:
+                problems.append(
+                    Problem(
+                        name,
+                        calendar.line,
+                        f"duplicate calendar name {calendar.name!r} "
+                        f"(first at {first.file}:{first.line})",
+                    )
+                )
+                continue
+            calendars[calendar.name] = calendar
         found = parsed.get("compliance")
         if found is not None:
             if compliance is not None:
@@ -132,6 +150,31 @@ def load_rules(paths: Iterable[str | Path], templates: Templates | None = None) 
                     f"rule {rule.name!r} starts unknown dialogue {rule.start!r}",
                 )
             )
+    problems.extend(_unknown_calendars(calendar_refs, calendars))
     if problems:
         raise RulesError(problems)
-    return RuleSet.build(rules, [str(f) for f in files], list(dialogues.values()), compliance)
+    return RuleSet.build(
+        rules,
+        [str(f) for f in files],
+        list(dialogues.values()),
+        compliance,
+        list(calendars.values()),
+    )
+
+
+def _unknown_calendars(
+    refs: list[tuple[str, str, int, str]], calendars: dict[str, Calendar]
+) -> list[Problem]:
+    problems = []
+    for file, name, line, path in refs:
+        if name in calendars:
+            continue
+        close = difflib.get_close_matches(name, sorted(calendars), n=1)
+        if close:
+            hint = f" (did you mean {close[0]!r}?)"
+        elif calendars:
+            hint = f" (known: {', '.join(sorted(calendars))})"
+        else:
+            hint = " (no 'calendars:' block defines it)"
+        problems.append(Problem(file, line, f"{path}: unknown calendar {name!r}{hint}"))
+    return problems

@@ -11,6 +11,7 @@ from responder.conditions import AllOf
 from responder.templates import Template
 
 if TYPE_CHECKING:
+    from responder.calendars import Calendar
     from responder.dialogues.model import Dialogue
 
 
@@ -86,6 +87,7 @@ class RuleSet:
     dialogues: Mapping[str, Dialogue] = field(default_factory=dict)
     starts: Mapping[str, tuple[Dialogue, ...]] = field(default_factory=dict)
     compliance: Compliance = field(default_factory=Compliance)
+    calendars: Mapping[str, Calendar] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -94,6 +96,7 @@ class RuleSet:
         files: list[str],
         dialogues: list[Dialogue] | None = None,
         compliance: Compliance | None = None,
+        calendars: list[Calendar] | None = None,
     ) -> RuleSet:
         ordered = tuple(sorted(rules, key=lambda r: (-r.priority, r.order)))
         index: dict[str, list[Rule]] = {}
@@ -117,6 +120,7 @@ class RuleSet:
             by_name,
             {k: tuple(v) for k, v in starts.items()},
             compliance or Compliance(),
+            {c.name: c for c in calendars or ()},
         )
 
     def candidates(self, kind: str) -> tuple[Rule, ...]:

@@ -32,6 +32,9 @@ class Ctx:
     # Line of each key of the mapping whose ``build`` is running (set by Obj just before it
     # calls ``build``), so cross-field problems point at the key they are about.
     key_lines: Mapping[str, int] = field(default_factory=dict)
+    # ``open:`` / ``closed:`` names as (name, line, path): calendars may be defined in any
+    # file, so the loader checks them once every file is read.
+    calendar_refs: list[tuple[str, int, str]] = field(default_factory=list)
 
     def error(self, line: int, path: str, message: str) -> _Invalid:
         where = f"{path}: " if path else ""

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from tests.conftest import REPO, wait_for
 
+# The default rules answer differently out of office hours: a Tuesday morning in Singapore.
+OPEN = datetime(2026, 3, 10, 10, 0, tzinfo=ZoneInfo("Asia/Singapore")).timestamp()
+
 
 async def test_default_rules_answer_a_missed_call(make_client, fake_hoiio) -> None:
-    client = await make_client(REPO / "rules")
+    client = await make_client(REPO / "rules", clock=lambda: OPEN)
     resp = await client.post(
         "/webhooks/textit",
         data={"event": "mo_miss", "call": "7", "phone": "+250788123123", "relayer": "1"},
