@@ -35,6 +35,11 @@ def missed_closed(when: str) -> str:
     )
 
 
+HOIIO_CLOSED = (
+    "Thanks for calling. We are closed now and will call you back when we open, Monday 09:00."
+)
+
+
 class Clock:
     def __init__(self, now: float) -> None:
         self.now = now
@@ -116,12 +121,12 @@ async def test_default_rules_hoiio_missed_call_out_of_hours(make_client) -> None
     query = {"ivr_block": "answer", "from": ALICE, "to": OUR_NUMBER}
     resp = await client.post("/webhooks/hoiio", data={**query, "session": "S-1", "txn_ref": "A-1"})
     assert resp.status == 200
-    assert await hoiio_sms_sent(client) == [missed_closed("Monday 09:00")]
+    assert await hoiio_sms_sent(client) == [HOIIO_CLOSED]
     # Still one SMS per caller per 6 hours, open or closed.
     clock.now = SATURDAY_AFTERNOON + 2 * 3600
     resp = await client.post("/webhooks/hoiio", data={**query, "session": "S-2", "txn_ref": "A-2"})
     assert resp.status == 200
-    assert await hoiio_sms_sent(client) == [missed_closed("Monday 09:00")]
+    assert await hoiio_sms_sent(client) == [HOIIO_CLOSED]
 
 
 DIALOGUE = """
