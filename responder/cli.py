@@ -80,6 +80,23 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("paths", nargs="+", metavar="FILE", help="transcript files or directories")
     test.add_argument("--junit", metavar="PATH", help="also write JUnit XML here")
     test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+
+    graph = sub.add_parser("graph", help="Mermaid state diagrams of the dialogues")
+    graph.add_argument(
+        "--rules",
+        action="append",
+        metavar="PATH",
+        help="rule file or directory (repeatable; default: rules/)",
+    )
+    graph.add_argument(
+        "--dialogue", action="append", metavar="NAME", help="only this dialogue (repeatable)"
+    )
+    graph.add_argument("--bare", action="store_true", help="no ```mermaid fences")
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of the rules language")
+    schema.add_argument(
+        "--transcripts", action="store_true", help="the schema of *.test.yaml transcripts instead"
+    )
     return parser
 
 
@@ -93,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _outbox(args)
     if args.command == "test":
         return _test(args)
+    if args.command == "graph":
+        return _graph(args)
+    if args.command == "schema":
+        return _schema(args)
     return _serve(args)
 
 
@@ -179,6 +200,39 @@ def _test(args: argparse.Namespace) -> int:
             print(f"responder: cannot write {args.junit}: {exc.strerror}", file=sys.stderr)
             return 2
     return exit_code(results, usage)
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from responder.graph import render
+    from responder.rules.loader import load_rules
+
+    try:
+        ruleset = load_rules(args.rules or ["rules"])
+    except RulesError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    names = args.dialogue or list(ruleset.dialogues)
+    unknown = [name for name in names if name not in ruleset.dialogues]
+    if unknown:
+        known = ", ".join(ruleset.dialogues) or "none"
+        print(f"responder graph: no dialogue {unknown[0]!r} (known: {known})", file=sys.stderr)
+        return 2
+    if not names:
+        print("responder graph: these rules have no dialogues", file=sys.stderr)
+        return 1
+    sys.stdout.write(render(ruleset, names, fenced=not args.bare))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import json
+
+    from responder.rules.schema import rules_schema, transcript_schema
+
+    document = transcript_schema() if args.transcripts else rules_schema()
+    print(json.dumps(document, indent=2, ensure_ascii=False))
+    return 0
 
 
 def _check(paths: list[str]) -> int:

@@ -139,6 +139,7 @@ class OneOfCondition:
 
     get: Callable[[Event], str | None]
     values: frozenset[str]
+    name: str = ""  # the key it was written as (channel, status, flow.name...), for display
 
     def test(self, event: Event, scope: Scope) -> Captures | None:
         value = self.get(event)

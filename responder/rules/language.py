@@ -143,7 +143,10 @@ TEXT_TEST: Final = Obj(
         ),
         "number": Field(
             Obj(
-                {"min": Field(Number()), "max": Field(Number())},
+                {
+                    "min": Field(Number("Smallest number accepted.")),
+                    "max": Field(Number("Largest number accepted.")),
+                },
                 "The text is a number within [min, max].",
                 min_keys=1,
             )
@@ -226,11 +229,13 @@ class PatternSpec(Spec):
         }
 
 
-def _one_of(getter: Any, description: str) -> Spec:
+def _one_of(getter: Any, description: str, name: str) -> Spec:
     class OneOfSpec(Spec):
         def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
             parsed = ListOf(Str()).parse(value, line, ctx, path)
-            return INVALID if parsed is INVALID else c.OneOfCondition(getter, _folded(parsed))
+            if parsed is INVALID:
+                return INVALID
+            return c.OneOfCondition(getter, _folded(parsed), name)
 
         def schema(self) -> dict[str, Any]:
             return {"description": description, **ListOf(Str()).schema()}
@@ -253,7 +258,9 @@ def _build_flow(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
 
 FLOW: Final = Obj(
     {
-        name: Field(_one_of(_flow_getter(name), f"The flow's {name} is one of these."))
+        name: Field(
+            _one_of(_flow_getter(name), f"The flow's {name} is one of these.", f"flow.{name}")
+        )
         for name in ("id", "uuid", "name", "step", "run")
     },
     "The flow a flow.step event comes from.",
@@ -438,9 +445,13 @@ WHEN: Final[Obj] = Obj(
         "digits": Field(DigitsSpec()),
         "contact": Field(PatternSpec("contact", "The contact's number (E.164) matches globs.")),
         "channel_number": Field(PatternSpec("channel_number", "Our number matches globs.")),
-        "channel": Field(_one_of(_getter("channel"), "The webhook channel name is one of these.")),
-        "provider": Field(_one_of(_getter("provider"), "textit or hoiio.")),
-        "status": Field(_one_of(_getter("status"), "The provider status is one of these.")),
+        "channel": Field(
+            _one_of(_getter("channel"), "The webhook channel name is one of these.", "channel")
+        ),
+        "provider": Field(_one_of(_getter("provider"), "textit or hoiio.", "provider")),
+        "status": Field(
+            _one_of(_getter("status"), "The provider status is one of these.", "status")
+        ),
         "flow": Field(FLOW),
         "values": Field(ValuesSpec()),
         "time": Field(TIME),
@@ -516,7 +527,10 @@ HANGUP: Final = Obj(
 HTTP: Final = Obj(
     {
         "url": Field(TemplateSpec("URL to call (http or https)."), required=True),
-        "method": Field(Enum(["GET", "POST", "PUT", "PATCH", "DELETE"]), default="POST"),
+        "method": Field(
+            Enum(["GET", "POST", "PUT", "PATCH", "DELETE"], "HTTP method (default POST)."),
+            default="POST",
+        ),
         "json": Field(JsonTemplate("JSON body; strings are templates.")),
         "headers": Field(MapOf(TemplateSpec(), "Request headers; values are templates.")),
         "timeout": Field(Duration("Timeout per attempt.", max_seconds=60), default=10.0),

@@ -126,3 +126,32 @@ async def test_flow_steps_carry_values_and_answer_json() -> None:
     )
     assert seen.body == {"status": "Processing", "order": "CU042", "eta": "within a week"}
     assert seen.matched == ["order-status-standard"]
+
+
+async def test_played_blocks_and_raw_webhooks(tmp_path: Path) -> None:
+    rules = write(
+        tmp_path,
+        """
+        rules:
+          - name: delivered
+            on: sms.delivered
+            http: {url: "https://hooks.test/delivered", json: {to: "{{ contact }}"}}
+        dialogues:
+          - name: hello
+            start: {on: ivr.answer}
+            states:
+              intro: {say: "Hello.", next: bye}
+              bye: {hangup: {say: "Bye."}, outcome: greeted}
+        """,
+    )
+    h = await harness_for(rules, "hoiio")
+    seen = await h.incoming_call(False, "+6591234567", None)
+    assert [(c.endpoint, c.params["msg"]) for c in seen.calls] == [("ivr/middle/play", "Hello.")]
+    seen = await h.ivr_result("play", {})
+    assert [c.endpoint for c in seen.calls] == ["ivr/end/hangup"]
+    conversation = await h.conversation_now()
+    assert conversation is not None
+    assert conversation.outcome == "greeted"
+    seen = await h.webhook({"txn_ref": "AA-1", "sms_status": "delivered", "dest": "+6590000000"})
+    assert seen.matched == ["delivered"]
+    assert seen.calls[0].params["json"] == {"to": "+6590000000"}
