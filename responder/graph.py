@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from responder import conditions as c
+from responder.calendars import CalendarCondition
 from responder.dialogues import model as m
 from responder.rules.model import RuleSet
 
@@ -153,6 +154,8 @@ def _describe(condition: Any) -> str:
         if condition.dates is not None:
             parts.append(",".join(sorted(condition.dates)))
         return " ".join(parts)
+    if isinstance(condition, CalendarCondition):
+        return f"{'open' if condition.want_open else 'closed'} {condition.name}"
     if isinstance(condition, c.ExprCondition):
         return f"if {condition.expression.source}"
     if isinstance(condition, c.NotCondition):

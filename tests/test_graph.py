@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from responder.calendars import CalendarCondition
 from responder.cli import main
+from responder.conditions import AllOf
 from responder.graph import describe, dialogue_diagram, render
 from responder.rules.loader import load_rules
 from tests.conftest import REPO
@@ -136,6 +138,11 @@ def test_conditions_in_words(tmp_path: Path) -> None:
     assert long == [
         "    s0_ask --> s1_done : time Asia/Singapore mon,tue,wed,thu,fri 09#58;00-18#58;00"
     ]
+
+
+def test_calendar_conditions() -> None:
+    when = AllOf((CalendarCondition("office", True), CalendarCondition("support", False)))
+    assert describe(when) == "open office and closed support"
 
 
 def test_labels_are_one_line_and_cut(tmp_path: Path) -> None:
