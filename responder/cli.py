@@ -97,6 +97,34 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument(
         "--transcripts", action="store_true", help="the schema of *.test.yaml transcripts instead"
     )
+
+    explain = sub.add_parser("explain", help="why did a contact get this reply? (reads JSON logs)")
+    explain.add_argument(
+        "--log",
+        action="append",
+        metavar="FILE",
+        help="JSON log file (repeatable; default: standard input)",
+    )
+    who = explain.add_mutually_exclusive_group(required=True)
+    who.add_argument("--contact", metavar="NUMBER", help="the contact's number, e.g. +6591234567")
+    who.add_argument("--trace", metavar="ID", help="one trace id (the X-Trace-Id header)")
+    explain.add_argument(
+        "--last", type=int, default=10, metavar="N", help="the last N traces (default 10; 0: all)"
+    )
+
+    replay = sub.add_parser(
+        "replay", help="replay recorded webhooks against candidate rules; show what changes"
+    )
+    replay.add_argument("logs", nargs="+", metavar="LOG", help="recording(s) (RESPONDER_RECORD)")
+    replay.add_argument(
+        "--rules", action="append", required=True, metavar="PATH", help="the candidate rules"
+    )
+    replay.add_argument(
+        "--old",
+        action="append",
+        metavar="PATH",
+        help="the rules to compare with (default: RESPONDER_RULES, else rules/)",
+    )
     return parser
 
 
@@ -114,7 +142,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _graph(args)
     if args.command == "schema":
         return _schema(args)
+    if args.command == "explain":
+        return _explain(args)
+    if args.command == "replay":
+        return _replay(args)
     return _serve(args)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from responder import explain
+
+    if args.last < 0:
+        print("responder explain: --last must be 0 or more", file=sys.stderr)
+        return 2
+    return explain.run(args.log or ["-"], args.contact, args.trace, args.last, sys.stdout)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from responder import replay
+    from responder.settings import Settings
+
+    try:
+        old = list(args.old or Settings.from_env().rules)
+    except SettingsError as exc:
+        print(f"responder: setting {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.ERROR, format="(%(levelname)s %(name)s: %(message)s)")
+    return asyncio.run(replay.run(args.logs, args.rules, old, sys.stdout, sys.stderr))
 
 
 def _outbox(args: argparse.Namespace) -> int:
