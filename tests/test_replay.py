@@ -4,7 +4,6 @@ side effects; differences in replies and calls per event, a summary and exit cod
 from __future__ import annotations
 
 import asyncio
-import io
 import shutil
 from pathlib import Path
 from typing import Any
@@ -215,30 +214,3 @@ async def test_requests_that_fail_to_parse_are_answered_as_the_server_would(
     assert (await world.play(forged)).status == 403
     report = await compare([bad, forged], rules, rules)
     assert (report.events, report.differences) == (2, [])
-
-
-def test_progress_is_a_bar_on_a_terminal_and_a_counter_otherwise() -> None:
-    from responder.progress import Progress
-
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    tty = Tty()
-    bar = Progress(4, tty)
-    for n in range(1, 5):
-        bar(n)
-    bar.finish()
-    assert tty.getvalue().endswith("\r[" + "#" * 30 + "] 4/4 event(s)\n")
-    plain = io.StringIO()
-    counter = Progress(2000, plain)
-    for n in range(1, 2001):
-        counter(n)
-    counter.finish()
-    lines = plain.getvalue().splitlines()
-    assert lines[0] == "replayed 200/2000 event(s)"
-    assert lines[-1] == "replayed 2000/2000 event(s)"
-    assert len(lines) == 10
-    short = io.StringIO()
-    Progress(10, short)(10)
-    assert short.getvalue() == ""
