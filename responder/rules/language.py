@@ -371,7 +371,9 @@ class DaysSpec(ListOf):
 
 class DateSpec(Str):
     def __init__(self) -> None:
-        super().__init__(pattern=r"\d{4}-\d{2}-\d{2}", pattern_hint="a date YYYY-MM-DD")
+        super().__init__(
+            "A date, YYYY-MM-DD.", pattern=r"\d{4}-\d{2}-\d{2}", pattern_hint="a date YYYY-MM-DD"
+        )
 
     def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
         text = super().parse(value, line, ctx, path)

@@ -27,7 +27,8 @@ def rules_schema() -> dict[str, Any]:
     """The schema of a rule file (rules, dialogues, compliance)."""
     return _document(
         FILE,
-        f"A responder {__version__} rule file: rules, dialogues and compliance settings. "
+        f"A responder {__version__} rule file: rules, dialogues, calendars and compliance "
+        "settings. "
         "`responder check` validates the same language, with more checks than a schema can "
         "say (templates, regexes, unknown states, duplicate names).",
     )
