@@ -33,7 +33,7 @@ from responder.events import Event
 from responder.locks import KeyedLocks
 from responder.logs import TRACE_HEADER, TRACE_ID, new_trace_id
 from responder.metrics import CONTENT_TYPE_LATEST, Metrics, action, authorized
-from responder.outbound import Commit, StoredResponse
+from responder.outbound import Commit, StoredResponse, is_ivr_step
 from responder.providers import PROVIDERS
 from responder.providers.base import WebhookRequest
 from responder.recording import Record, Recorder, redact_body, redact_pairs
@@ -290,7 +290,7 @@ async def _process(
         app, webhook_trace(event, key, outcome, fresh=fresh, masked=_masked(app), timings=timings)
     )
     if fresh and outcome.calls:
-        app[DELIVERY].wake()
+        app[DELIVERY].wake(sum(is_ivr_step(call) for call in outcome.calls))
     return stored
 
 

@@ -20,13 +20,16 @@ from .sender import Sender, loggable_endpoint
 log = logging.getLogger("responder.delivery")
 
 IDLE_POLL: Final = 1.0  # look for due retries this often when nothing wakes the worker
+# IVR blocks may be in flight beyond the worker's bound by this many: a caller is waiting.
+IVR_RESERVE: Final = 8
 STORE_PAUSE: Final = 1.0  # after a store error, wait this long before claiming again
 
 
 class Delivery:
     """Claims due outbox items and sends them; ``wake()`` after a commit skips the poll wait.
 
-    At most ``settings.concurrency`` items are in flight (claimed and not finished); the
+    At most ``settings.concurrency`` items are in flight (claimed and not finished), plus
+    up to IVR_RESERVE IVR blocks when a commit brings some while the worker is full; the
     store offers one item per lane at a time, so calls to one contact keep their order even
     while the first of them waits for a retry.
     """
@@ -47,12 +50,15 @@ class Delivery:
         self._wake = asyncio.Event()
         self._accepting = True
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._urgent = 0
 
     @property
     def in_flight(self) -> int:
         return len(self._inflight)
 
-    def wake(self) -> None:
+    def wake(self, ivr_steps: int = 0) -> None:
+        """New calls were committed; ``ivr_steps`` of them are IVR blocks for a live call."""
+        self._urgent += ivr_steps
         self._wake.set()
 
     def stop(self) -> None:
@@ -93,12 +99,20 @@ class Delivery:
 
     async def _claim(self) -> int:
         room = self.settings.concurrency - len(self._inflight)
-        if room <= 0:
-            return 0
-        items = await self.store.claim_outbox(self.clock(), self.settings.lease, room)
+        urgent, self._urgent = self._urgent, 0
+        ivr_only = room <= 0
+        if ivr_only:
+            room = min(urgent, self.settings.concurrency + IVR_RESERVE - len(self._inflight))
+            if room <= 0:
+                return 0
+        now = self.clock()
+        items = await self.store.claim_outbox(now, self.settings.lease, room)
         for item in items:
             key = item.call.key
             if key in self._inflight:  # its lease ran out while it was still being sent
+                continue
+            if ivr_only and not is_ivr_step(item.call):
+                await self.store.release_outbox(key, now)  # it waits for a free place
                 continue
             task = asyncio.create_task(self._deliver(item), name=f"deliver {key}")
             self._inflight[key] = task

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import time
 import uuid
@@ -11,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 from responder.errors import StoreError
-from responder.outbound import OutboundCall
+from responder.outbound import OutboundCall, is_ivr_step
 from responder.stores.base import Store
 
 from .policy import RATE_MARGIN, DeliverySettings
@@ -30,6 +32,44 @@ class Postponed(Exception):
         self.wait = wait
 
 
+class Gate:
+    """A semaphore whose waiters go in by priority (higher first), then in arrival order."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def acquire(self, priority: int = 0) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (-priority, next(self._order), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # handed over just as the waiter gave up: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+                return
+        self._free += 1
+
+    @contextlib.asynccontextmanager
+    async def hold(self, priority: int = 0) -> AsyncIterator[None]:
+        await self.acquire(priority)
+        try:
+            yield
+        finally:
+            self.release()
+
+
 class Limits:
     """Holds a call until its provider's concurrency and rate limits let it go.
 
@@ -37,7 +77,7 @@ class Limits:
     time is up if this process died); a rate is a slot per request that is never freed, so
     at most ``count`` requests fall in any window of ``per`` seconds. The slots live in the
     store, so every process sharing it shares the limits; a local semaphore keeps this
-    process's own waiters in line without polling.
+    process's own waiters in line without polling, IVR blocks first.
     """
 
     def __init__(
@@ -47,13 +87,13 @@ class Limits:
         self.settings = settings
         self.clock = clock
         self._id = uuid.uuid4().hex[:12]
-        self._local: dict[str, asyncio.Semaphore] = {}
+        self._local: dict[str, Gate] = {}
 
-    def _semaphore(self, provider: str, limit: int) -> asyncio.Semaphore:
-        sem = self._local.get(provider)
-        if sem is None:
-            sem = self._local[provider] = asyncio.Semaphore(limit)
-        return sem
+    def _gate(self, provider: str, limit: int) -> Gate:
+        gate = self._local.get(provider)
+        if gate is None:
+            gate = self._local[provider] = Gate(limit)
+        return gate
 
     @contextlib.asynccontextmanager
     async def hold(self, call: OutboundCall, deadline: float) -> AsyncIterator[None]:
@@ -65,7 +105,7 @@ class Limits:
             await self._rate(provider, deadline)
             yield
             return
-        async with self._semaphore(provider, limit):
+        async with self._gate(provider, limit).hold(int(is_ivr_step(call))):
             name, holder = f"busy:{provider}", f"{self._id}:{call.key}"
             hold_for = self.settings.call_timeout(call.timeout) + self.settings.lease / 4
             while True:

@@ -396,3 +396,49 @@ async def test_every_try_of_a_call_carries_the_same_idempotency_key(rig: Rig) ->
     await rig.delivery.drain_once()
     keys = [r.headers.get("Idempotency-Key") for r in rig.textit.requests]
     assert keys == ["e1#0", "e1#0"]
+
+
+def play(key: str, session: str) -> OutboundCall:
+    return OutboundCall(key, "hoiio", "ivr/middle/play", {"session": session}, contact=session)
+
+
+async def test_an_ivr_block_overtakes_a_full_worker(rig: Rig) -> None:
+    delivery = Delivery(rig.store, rig.delivery.sender, settings=DeliverySettings(concurrency=2))
+    rig.hoiio.behaviour.delay = 1.0
+    now = time.time()
+    sms_calls = tuple(sms(f"s#{n}", to=f"+6590000{n:03d}") for n in range(6))
+    await rig.store.commit(Commit("s", OK, sms_calls, now=now))
+    worker = asyncio.create_task(delivery.run())
+    try:
+        await wait_for(lambda: len(rig.hoiio.requests) == 2)
+        await rig.store.commit(Commit("i", OK, (play("i#0", "S-9"),), now=time.time()))
+        delivery.wake(ivr_steps=1)
+        await wait_for(lambda: len(rig.hoiio.requests) == 3)
+        # The block went out while both SMS were still in flight, ahead of the four waiting.
+        assert rig.hoiio.requests[2].path == "/open/ivr/middle/play"
+        assert rig.hoiio.max_in_flight == 3
+        await wait_for(lambda: len(rig.hoiio.requests) == 7, within=30)
+    finally:
+        await delivery.shutdown()
+        await asyncio.wait_for(worker, 10)
+    assert len(await rig.store.outbox(status="sent")) == 7
+
+
+async def test_ivr_blocks_get_the_next_free_hoiio_place_first(rig: Rig) -> None:
+    delivery = Delivery(
+        rig.store, rig.delivery.sender, settings=DeliverySettings(hoiio_max_concurrent=1)
+    )
+    rig.hoiio.behaviour.delay = 1.0
+    sms_calls = tuple(sms(f"s#{n}", to=f"+6590000{n:03d}") for n in range(4))
+    await rig.store.commit(Commit("s", OK, sms_calls, now=time.time()))
+    worker = asyncio.create_task(delivery.run())
+    try:
+        await wait_for(lambda: len(rig.hoiio.requests) == 1)
+        await rig.store.commit(Commit("i", OK, (play("i#0", "S-9"),), now=time.time()))
+        delivery.wake(ivr_steps=1)
+        await wait_for(lambda: len(rig.hoiio.requests) == 5, within=30)
+    finally:
+        await delivery.shutdown()
+        await asyncio.wait_for(worker, 10)
+    paths = [r.path.rsplit("/", 1)[-1] for r in rig.hoiio.requests]
+    assert paths == ["send", "play", "send", "send", "send"]

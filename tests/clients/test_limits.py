@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from responder.clients.limits import Limits, Postponed
+from responder.clients.limits import Gate, Limits, Postponed
 from responder.clients.policy import RATE_MARGIN, DeliverySettings, Rate
 from responder.outbound import OutboundCall
 from responder.stores.sqlite import SqliteStore
@@ -109,3 +109,34 @@ async def test_a_provider_limited_to_5_per_second_never_sees_more_and_gets_every
     assert fake_hoiio.refused == 0  # not even one 429: the limit was kept, not discovered
     assert len(fake_hoiio.requests) == count
     assert sorted(fake_hoiio.accepted.values()) == [1] * count
+
+
+async def test_the_gate_lets_higher_priority_in_first_then_by_arrival() -> None:
+    gate = Gate(1)
+    await gate.acquire()
+    order: list[str] = []
+
+    async def wait(name: str, priority: int) -> None:
+        async with gate.hold(priority):
+            order.append(name)
+
+    tasks = [asyncio.create_task(wait(n, p)) for n, p in (("a", 0), ("b", 0), ("ivr", 1))]
+    await asyncio.sleep(0.05)
+    assert order == []
+    gate.release()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert order == ["ivr", "a", "b"]
+
+
+async def test_a_waiter_that_gives_up_does_not_keep_a_place() -> None:
+    gate = Gate(1)
+    await gate.acquire()
+    quitter = asyncio.create_task(gate.acquire())
+    await asyncio.sleep(0.01)
+    quitter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await quitter
+    gate.release()
+    await asyncio.wait_for(gate.acquire(), 5)  # the place went back, not to the quitter
+    gate.release()
+    await asyncio.wait_for(gate.acquire(), 5)
