@@ -100,7 +100,7 @@ class Limits:
         """Wait for the limits of ``call.provider``; raises Postponed when the wait would
         last past ``deadline``."""
         provider = call.provider
-        limit = self.settings.max_concurrent(provider)
+        limit = self.settings.max_concurrent(call)
         if limit is None:
             await self._rate(provider, deadline)
             yield

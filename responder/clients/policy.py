@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from responder.errors import SettingsError
+from responder.outbound import OutboundCall
 
 # IVR blocks are for a caller on the line: after this long the call is over, so the block
 # is dead instead of being retried on into somebody else's afternoon.
@@ -66,7 +67,7 @@ class DeliverySettings:
     lease: float = 120.0  # a claimed item is offered again after this if its sender died
     concurrency: int = 16  # calls in flight per process (the in-memory queue bound)
     shutdown_grace: float = 10.0  # seconds in-flight calls get to finish on shutdown
-    hoiio_max_concurrent: int = 8  # Hoiio requests in flight per account, all processes
+    hoiio_max_concurrent: int = 8  # Hoiio voice/IVR requests in flight, all processes
     hoiio_rate: Rate | None = None
     textit_max_concurrent: int = 8
     textit_rate: Rate | None = field(default_factory=lambda: Rate(2500, 3600.0))
@@ -114,10 +115,17 @@ class DeliverySettings:
             if not ok:
                 raise SettingsError(key, f"must be {expected}")
 
-    def max_concurrent(self, provider: str) -> int | None:
-        return {"hoiio": self.hoiio_max_concurrent, "textit": self.textit_max_concurrent}.get(
-            provider
-        )
+    def max_concurrent(self, call: OutboundCall) -> int | None:
+        """How many requests like ``call`` may be in flight at once; None: no limit.
+
+        Hoiio limits concurrent calls per account while sending SMS has no limit, so only its
+        voice, IVR and fax requests count; TextIt counts every request.
+        """
+        if call.provider == "hoiio":
+            return None if call.endpoint.startswith("sms/") else self.hoiio_max_concurrent
+        if call.provider == "textit":
+            return self.textit_max_concurrent
+        return None
 
     def rate(self, provider: str) -> Rate | None:
         return {"hoiio": self.hoiio_rate, "textit": self.textit_rate}.get(provider)

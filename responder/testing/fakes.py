@@ -49,6 +49,8 @@ class Behaviour:
     rate_limit: int | None = None  # at most this many requests in any ``rate_period``
     rate_period: float = 1.0  # ... above that: 429 with Retry-After
     idempotent: bool = False  # a repeated Idempotency-Key gets the first answer back
+    # Delays for some endpoints only, by the end of their path ("sms/send": 0.2).
+    path_delays: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +67,9 @@ class FakeProvider:
     refused: int = 0  # requests answered with a failure on purpose
     in_flight: int = 0
     max_in_flight: int = 0
+    # The same by the first path segment after the API base ("ivr", "sms" for Hoiio).
+    in_flight_by: collections.Counter[str] = field(default_factory=collections.Counter)
+    max_in_flight_by: collections.Counter[str] = field(default_factory=collections.Counter)
     accepted_at: list[float] = field(default_factory=list)  # time.time() of each success
     _answers: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _window: collections.deque[float] = field(default_factory=collections.deque)
@@ -122,12 +127,17 @@ class FakeProvider:
         return web.json_response(self.stats())
 
     async def _handle(self, request: web.Request) -> web.Response:
+        parts = request.path.strip("/").split("/")
+        group = parts[1] if self.kind != "http" and len(parts) > 2 else parts[0]
         self.in_flight += 1
+        self.in_flight_by[group] += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.max_in_flight_by[group] = max(self.max_in_flight_by[group], self.in_flight_by[group])
         try:
             return await self._answer(request)
         finally:
             self.in_flight -= 1
+            self.in_flight_by[group] -= 1
 
     async def _answer(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -141,8 +151,9 @@ class FakeProvider:
             Recorded(request.method, request.path, params, payload, dict(request.headers))
         )
         b = self.behaviour
-        if b.delay:
-            await asyncio.sleep(b.delay)
+        delay = next((d for p, d in b.path_delays.items() if request.path.endswith(p)), b.delay)
+        if delay:
+            await asyncio.sleep(delay)
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if b.idempotent and key is not None and key in self._answers:
             self.replays += 1

@@ -24,6 +24,10 @@ def sms(key: str) -> OutboundCall:
     return OutboundCall(key, "hoiio", "sms/send", {"dest": "+1", "msg": "x"}, contact="+1")
 
 
+def dial(key: str) -> OutboundCall:
+    return OutboundCall(key, "hoiio", "ivr/start/dial", {"dest": "+1"}, contact="+1")
+
+
 @pytest.fixture
 async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
     a, b = SqliteStore(str(tmp_path / "s.db")), SqliteStore(str(tmp_path / "s.db"))
@@ -40,12 +44,13 @@ async def test_concurrency_slots_are_shared_by_every_process_on_the_store(
     settings = DeliverySettings(hoiio_max_concurrent=2)
     one, two = Limits(stores[0], settings), Limits(stores[1], settings)
     async with contextlib.AsyncExitStack() as held:
-        await held.enter_async_context(one.hold(sms("a"), time.time() + 5))
-        await held.enter_async_context(one.hold(sms("b"), time.time() + 5))
+        await held.enter_async_context(one.hold(dial("a"), time.time() + 5))
+        await held.enter_async_context(one.hold(dial("b"), time.time() + 5))
         with pytest.raises(Postponed):
-            async with two.hold(sms("c"), time.time() + 0.2):
+            async with two.hold(dial("c"), time.time() + 0.2):
                 pass
-        waiting = asyncio.create_task(held_for(two, sms("d")))
+        await held_for(two, sms("sms"))  # sending SMS is not limited by Hoiio's call limit
+        waiting = asyncio.create_task(held_for(two, dial("d")))
         await asyncio.sleep(0.2)
         assert not waiting.done()
     await asyncio.wait_for(waiting, 10)  # one's slots are free: two goes ahead

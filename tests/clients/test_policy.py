@@ -6,7 +6,12 @@ import pytest
 
 from responder.clients.policy import DeliverySettings, Rate, parse_rate
 from responder.errors import SettingsError
+from responder.outbound import OutboundCall
 from responder.settings import Settings
+
+
+def call(provider: str, endpoint: str) -> OutboundCall:
+    return OutboundCall("k#0", provider, endpoint, {})
 
 
 @pytest.mark.parametrize(
@@ -44,9 +49,17 @@ def test_defaults() -> None:
     assert d == DeliverySettings()
     assert (d.max_attempts, d.max_age, d.retry_base, d.retry_max) == (12, 86400.0, 2.0, 600.0)
     assert (d.lease, d.concurrency, d.shutdown_grace) == (120.0, 16, 10.0)
-    assert (d.max_concurrent("hoiio"), d.rate("hoiio")) == (8, None)
-    assert (d.max_concurrent("textit"), d.rate("textit")) == (8, Rate(2500, 3600.0))
-    assert (d.max_concurrent("http"), d.rate("http")) == (None, None)
+    assert (d.max_concurrent(call("hoiio", "ivr/middle/play")), d.rate("hoiio")) == (8, None)
+    assert d.max_concurrent(call("hoiio", "ivr/start/dial")) == 8
+    assert d.max_concurrent(call("hoiio", "sms/send")) is None  # Hoiio SMS have no limit
+    assert (d.max_concurrent(call("textit", "broadcasts.json")), d.rate("textit")) == (
+        8,
+        Rate(2500, 3600.0),
+    )
+    assert (d.max_concurrent(call("http", "https://example.com/h")), d.rate("http")) == (
+        None,
+        None,
+    )
 
 
 def test_the_environment_sets_every_number() -> None:
