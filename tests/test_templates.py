@@ -74,25 +74,54 @@ def test_values_flow_captures_and_now(templates: Templates) -> None:
 
 
 @pytest.mark.parametrize(
-    "source",
+    ("source", "name", "lineno"),
     [
-        "{{ contact.__class__ }}",
-        "{{ contact.__class__.__mro__[1].__subclasses__() }}",
-        "{{ text.__init__.__globals__ }}",
-        "{{ now.__class__ }}",
-        "{{ captures.__class__.__init__ }}",
-        "{{ '{0.__class__}'.format(contact) }}",
+        ("{{ contact.__class__ }}", "__class__", 1),
+        ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "__subclasses__", 1),
+        ("{{ cycler.__init__.__globals__ }}", "__globals__", 1),
+        ("{{ joiner.__init__.__globals__.os.popen('id').read() }}", "__globals__", 1),
+        ("{{ namespace.__init__ }}", "__init__", 1),
+        ("{{ self.__init__.__globals__ }}", "__globals__", 1),
+        ("{{ text.__init__.__globals__ }}", "__globals__", 1),
+        ("{{ now.__class__ }}", "__class__", 1),
+        ("{{ captures.__class__.__init__ }}", "__init__", 1),
+        ("{{ event['__class__'] }}", "__class__", 1),
+        ("{{ contact | attr('__class__') }}", "__class__", 1),
+        ("line one\n{% set x = vars._private %}{{ x }}", "_private", 2),
+        ("{% for k in values.__dict__ %}{% endfor %}", "__dict__", 1),
     ],
 )
-def test_unsafe_attributes_fail_at_render(templates: Templates, source: str) -> None:
-    template = templates.template(source)  # only names are checked when compiling
-    with pytest.raises(TemplateError, match="SecurityError"):
+def test_sandbox_escapes_refused_at_compile(
+    templates: Templates, source: str, name: str, lineno: int
+) -> None:
+    with pytest.raises(TemplateError) as exc:
+        templates.template(source)
+    assert str(exc.value) == f"access to private attribute {name!r} is refused"
+    assert exc.value.lineno == lineno
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ '{0.__class__}'.format(contact) }}",
+        "{{ '{0.__init__.__globals__}'.format(cycler) }}",
+        "{{ contact | attr('_' ~ '_class__') }}",
+        "{{ event[('_' ~ '_class__')] }}",
+        "{% set n = '__' ~ 'class__' %}{{ cycler | attr(n) }}",
+    ],
+)
+def test_sandbox_escapes_built_at_run_time_fail_at_render(
+    templates: Templates, source: str
+) -> None:
+    template = templates.template(source)  # the name is not known until it runs
+    with pytest.raises(TemplateError) as exc:
         template.render(context())
+    assert str(exc.value).startswith("SecurityError: ")
 
 
 def test_dunder_access_says_security_error(templates: Templates) -> None:
     with pytest.raises(TemplateError) as exc:
-        render(templates, "{{ contact.__class__ }}")
+        render(templates, "{{ '{0.__class__}'.format(contact) }}")
     assert str(exc.value).startswith("SecurityError: access to attribute '__class__'")
 
 
@@ -109,7 +138,7 @@ def test_context_is_immutable(templates: Templates, source: str) -> None:
 
 
 def test_huge_range_is_refused(templates: Templates) -> None:
-    with pytest.raises(TemplateError, match="OverflowError"):
+    with pytest.raises(TemplateError, match="range of 10000000 items"):
         render(templates, "{{ range(10000000) | list | length }}")
 
 
@@ -122,12 +151,27 @@ def test_huge_range_is_refused(templates: Templates) -> None:
         "{{ contact.__class__ }}",
         "{# comment #}",
         "{% raw %}",
+        "{{ ''.__class__.__mro__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ 'x' * 100000000 }}",
+        "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
     ],
 )
 def test_data_is_never_a_template(templates: Templates, text: str) -> None:
     fields = {"text": text, "contact_name": text, "digits": text}
     rendered = render(templates, "[{{ text }}|{{ contact_name }}|{{ digits | lower }}]", **fields)
     assert rendered == f"[{text}|{text}|{text.lower()}]"
+
+
+def test_a_rendered_value_stays_data_when_rendered_again(templates: Templates) -> None:
+    # A dialogue's `set: {name: "{{ text }}"}`, later shown as `{{ vars.name }}`.
+    evil = "{{ cycler.__init__.__globals__ }}{{ 7*7 }}"
+    stored = render(templates, "{{ text | trim }}", text=f"  {evil} ")
+    assert stored == evil
+    shown = templates.template("Hello {{ vars.name }}").render(
+        {**context(), "vars": {"name": stored}}
+    )
+    assert shown == f"Hello {evil}"
 
 
 def test_data_in_values_and_raw_event_is_literal(templates: Templates) -> None:
@@ -216,14 +260,12 @@ def test_output_at_the_limit_is_fine(templates: Templates) -> None:
 def test_output_over_the_limit_raises(templates: Templates) -> None:
     with pytest.raises(TemplateError) as exc:
         render(templates, "{{ text }}!", text="x" * MAX_OUTPUT_CHARS)
-    assert str(exc.value) == (
-        f"output is {MAX_OUTPUT_CHARS + 1} characters (limit {MAX_OUTPUT_CHARS})"
-    )
+    assert str(exc.value) == f"output is longer than {MAX_OUTPUT_CHARS} characters"
 
 
 def test_output_blown_up_by_a_loop_raises(templates: Templates) -> None:
     template = templates.template("{% for i in range(5000) %}{{ contact }}{% endfor %}")
-    with pytest.raises(TemplateError, match=f"limit {MAX_OUTPUT_CHARS}"):
+    with pytest.raises(TemplateError, match=f"longer than {MAX_OUTPUT_CHARS}"):
         template.render(context())
 
 
@@ -245,13 +287,15 @@ def test_expression_compile_errors(templates: Templates) -> None:
         templates.expression("text ==")
     with pytest.raises(TemplateError, match="expression syntax error"):
         templates.expression("text }}{{ contact")
+    with pytest.raises(TemplateError, match="private attribute '__class__'"):
+        templates.expression("contact.__class__ == 1")
 
 
 def test_expression_runtime_errors(templates: Templates) -> None:
     with pytest.raises(TemplateError, match="UndefinedError"):
         templates.expression("captures.x == 1").evaluate(context())
     with pytest.raises(TemplateError, match="SecurityError"):
-        templates.expression("contact.__class__").evaluate(context())
+        templates.expression("contact | attr('_' ~ '_class__')").evaluate(context())
     with pytest.raises(TemplateError, match="ZeroDivisionError"):
         templates.expression("1 / 0").evaluate(context())
 
