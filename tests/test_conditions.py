@@ -625,7 +625,9 @@ def test_expr_failing_at_runtime_raises_template_error(tmp_path: Path) -> None:
 
 
 def test_expr_is_sandboxed(tmp_path: Path) -> None:
-    when = compile_when(tmp_path, '{expr: "contact.__class__.__mro__"}')
+    problems = when_problems(tmp_path, '{expr: "contact.__class__.__mro__"}')
+    assert problems == ["rules[0].when.expr: access to private attribute '__mro__' is refused"]
+    when = compile_when(tmp_path, """{expr: "contact | attr('_' ~ '_class__')"}""")
     with pytest.raises(TemplateError, match="SecurityError"):
         run(when, make_event())
 
