@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from responder.events import Event, value_key
+from responder.rules.regex import MAX_REGEX_TEXT
 from responder.templates import Expression
 
 if TYPE_CHECKING:
@@ -94,7 +95,8 @@ class TextTest:
             if high is not None and number > high:
                 return None
         if self.regex is not None:
-            match = self.regex.search(value)
+            # Bounded cost even for an accepted pattern: only the start of a long text.
+            match = self.regex.search(value[:MAX_REGEX_TEXT])
             if match is None:
                 return None
             return {k: v for k, v in match.groupdict().items() if v is not None}

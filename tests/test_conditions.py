@@ -23,6 +23,7 @@ from responder.engine import template_context
 from responder.errors import RulesError
 from responder.events import Event, Flow, FlowValue
 from responder.rules.loader import load_rules
+from responder.rules.regex import MAX_REGEX_TEXT
 from responder.templates import TemplateError
 
 # A Wednesday: 11:00 in Singapore.
@@ -180,6 +181,24 @@ def test_regex_searches_anywhere_and_ignores_case(tmp_path: Path) -> None:
     when = compile_when(tmp_path, "{text: {regex: 'ab+c'}}")
     assert run(when, make_event(text="xxABBCxx")) == {}
     assert run(when, make_event(text="ac")) is None
+
+
+def test_regex_searches_only_the_start_of_a_long_text(tmp_path: Path) -> None:
+    when = compile_when(tmp_path, "{text: {regex: 'x$'}}")
+    assert texts(when, "a" * (MAX_REGEX_TEXT - 1) + "x", "a" * MAX_REGEX_TEXT + "x") == [
+        True,
+        False,
+    ]
+    captures = run(
+        compile_when(tmp_path, "{text: {regex: '(?P<n>\\d+)$'}}"),
+        make_event(text="1" * (MAX_REGEX_TEXT + 500)),
+    )
+    assert captures == {"n": "1" * MAX_REGEX_TEXT}
+
+
+def test_unsafe_regex_is_a_check_error(tmp_path: Path) -> None:
+    [problem] = when_problems(tmp_path, "{text: {regex: '(a+)+$'}}")
+    assert problem.startswith("rules[0].when.text.regex: regex '(a+)+$' refused: nested quant")
 
 
 def test_regex_can_be_made_case_sensitive(tmp_path: Path) -> None:

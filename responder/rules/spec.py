@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from responder.errors import Problem
+from responder.rules.regex import UnsafeRegex, check_regex
 from responder.rules.yamlnodes import LMap, LSeq
 from responder.templates import TemplateError, Templates
 
@@ -480,9 +481,13 @@ class RegexSpec(Spec):
         if not isinstance(value, str):
             return ctx.error(line, path, f"expected a regex string, got {_type_name(value)}")
         try:
-            return re.compile(value, re.IGNORECASE)
+            compiled = re.compile(value, re.IGNORECASE)
+            check_regex(value, re.IGNORECASE)
         except re.error as exc:
             return ctx.error(line, path, f"bad regex {value!r}: {exc}")
+        except UnsafeRegex as exc:
+            return ctx.error(line, path, f"regex {value!r} refused: {exc}")
+        return compiled
 
     def schema(self) -> dict[str, Any]:
         return self._doc({"type": "string", "format": "regex"})
