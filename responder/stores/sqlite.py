@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_at);
 CREATE INDEX IF NOT EXISTS outbox_lane ON outbox (lane, status, enqueued);
+CREATE INDEX IF NOT EXISTS outbox_claim ON outbox (status, priority DESC, next_at, enqueued);
 CREATE TABLE IF NOT EXISTS slots (key TEXT NOT NULL, holder TEXT NOT NULL, until REAL NOT NULL,
                                   PRIMARY KEY (key, holder));
 CREATE TABLE IF NOT EXISTS hits (key TEXT NOT NULL, at REAL NOT NULL);
@@ -339,7 +340,7 @@ class SqliteStore:
             # The NOT EXISTS keeps each lane in order: an item is offered only when no item
             # of its lane that entered the queue before it is still pending.
             rows = db.execute(
-                f"SELECT key, {OUTBOX_COLUMNS} FROM outbox AS o "  # noqa: S608
+                f"SELECT key, {OUTBOX_COLUMNS} FROM outbox AS o INDEXED BY outbox_claim "  # noqa: S608
                 "WHERE status = 'pending' AND next_at <= ? AND NOT EXISTS ("
                 "  SELECT 1 FROM outbox AS p WHERE p.lane = o.lane AND p.status = 'pending'"
                 "  AND (p.enqueued < o.enqueued OR (p.enqueued = o.enqueued AND p.rowid < o.rowid))"
