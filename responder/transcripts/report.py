@@ -67,7 +67,8 @@ def write_text(
             out.write(f"  {result.coverage.summary()}\n")
             missing = result.coverage.missing()
             if missing:
-                out.write(f"  not covered: {'; '.join(missing)}\n")
+                out.write("  not covered:\n")
+                out.writelines(f"    {item}\n" for item in missing)
     cases = sum(len(r.cases) for r in results)
     failed = sum(r.failed for r in results)
     broken = len(usage) + sum(len(r.problems) for r in results)

@@ -51,7 +51,7 @@ def test_passing_suite_exits_0_with_coverage(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "  1 passed, 0 failed\n" in out
     assert "  coverage: rules 1/2 (50%), states 0/0, transitions 0/0\n" in out
-    assert "  not covered: rule never\n" in out
+    assert "  not covered:\n    rule never\n" in out
     assert out.endswith(
         "total: 1 passed, 0 failed\ntotal coverage: rules 1/2 (50%), states 0/0, transitions 0/0\n"
     )
