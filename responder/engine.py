@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -219,6 +219,24 @@ class Engine:
         keyword = rules.compliance.keyword(event)
         if keyword in ("stop", "start") or (keyword == "help" and rules.compliance.help_reply):
             return self._keyword(rules.compliance, keyword, event, key, existing, now_ts)
+        opted: list[bool] = []  # looked up once, only when a dialogue needs to know
+
+        async def opted_out() -> bool:
+            if not opted:
+                contact = event_contact(event)
+                opted.append(contact is not None and bool(await self.store.opted_out([contact])))
+            return opted[0]
+
+        if (
+            keyword is None
+            and existing is not None
+            and _is_sms(existing)
+            and existing.active(now_ts)
+            and await opted_out()
+        ):
+            # Opted out on another channel (or before this conversation's channel heard STOP):
+            # the conversation ends rather than going on without a word to the contact.
+            return _end_opted_out(existing, now_ts)
         if conv_key is not None and keyword is None:
             # HELP without a help reply skips the dialogue (which must not swallow it) and
             # goes to the rules.
@@ -232,6 +250,9 @@ class Engine:
             captures = self._test(dialogue.start.when, event, scope, f"dialogue {dialogue.name!r}")
             if captures is None:
                 continue
+            if dialogue.mode == "sms" and await opted_out():
+                log.info("dialogue %r not started for %s: opted out", dialogue.name, event.contact)
+                continue
             target = conv_key or conversation_key(event.channel, event.contact, None)
             previous = existing if target == conv_key else await self.store.get_conversation(target)
             env = Env(event, key, now_ts, scope, context())
@@ -244,7 +265,7 @@ class Engine:
         if not rules.candidates(event.kind):
             return NOTHING
         return await self._match_rules(
-            rules, event, key, now_ts, scope, context, conv_key, existing
+            rules, event, key, now_ts, scope, context, conv_key, existing, opted_out
         )
 
     def _test(self, when: Any, event: Event, scope: Scope, what: str) -> Captures | None:
@@ -390,6 +411,12 @@ class Engine:
         clear = Outcome(timer=TimerWrite(timer.key, None))
         if conversation is None or conversation.status != "active" or conversation.seq != timer.seq:
             return clear, key
+        if (
+            _is_sms(conversation)
+            and conversation.contact is not None
+            and await self.store.opted_out([conversation.contact])
+        ):
+            return _end_opted_out(conversation, now_ts), key
         dialogue = self.rules.dialogues.get(conversation.dialogue)
         state = dialogue.states.get(conversation.state) if dialogue else None
         event = Event(
@@ -432,6 +459,7 @@ class Engine:
         context: Callable[[], Mapping[str, Any]],
         conv_key: str | None,
         existing: Conversation | None,
+        opted_out: Callable[[], Awaitable[bool]],
     ) -> Outcome:
         candidates = rules.candidates(event.kind)
         reply_text: str | None = None
@@ -480,6 +508,9 @@ class Engine:
                 start = (rule.start, captures)
             if not rule.cont:
                 break
+        if start is not None and rules.dialogues[start[0]].mode == "sms" and await opted_out():
+            log.info("dialogue %r not started for %s: opted out", start[0], event.contact)
+            start = None
         if start is not None:
             dialogue = rules.dialogues[start[0]]
             target = conv_key or conversation_key(event.channel, event.contact, None)
@@ -580,6 +611,21 @@ class Engine:
         for http in rule.http:
             calls.append(_http_call(next_key(), http, r, rule.name, event.contact))
         return text, variables, calls
+
+
+def _is_sms(conversation: Conversation) -> bool:
+    """An SMS conversation (not a call: those have a session, or a dial reference)."""
+    return conversation.session is None and conversation.ref is None
+
+
+def _end_opted_out(conversation: Conversation, now: float) -> Outcome:
+    log.info("conversation %s ended: the contact opted out", conversation.key)
+    return Outcome(
+        matched=("compliance:opted-out",),
+        conversation=replace(conversation, status="ended", outcome="opted out", updated=now),
+        expected_version=conversation.version,
+        timer=TimerWrite(conversation.key, None),
+    )
 
 
 def _hoiio_sms(key: str, to: str | None, text: str, rule: str) -> OutboundCall:

@@ -325,8 +325,49 @@ async def test_no_timer_sms_to_a_contact_who_opted_out_elsewhere(
     assert (await conversation(client, "textit")).status == "active"
     clock.now += HOUR
     assert await timers.fire_due() == 1
-    assert (await conversation(client, "textit")).state == "reminder"
+    ended = await conversation(client, "textit")
+    assert (ended.status, ended.outcome, ended.state) == ("ended", "opted out", "q1")
     assert await texts(client, ALICE) == [STOP_REPLY]  # no reminder
+    clock.now += HOUR
+    assert await timers.fire_due() == 0
+
+
+async def test_a_message_in_a_dialogue_after_opting_out_elsewhere_ends_it(
+    make_client, tmp_path: Path
+) -> None:
+    client = await make_client(rules_dir(tmp_path), clock=Clock())
+    alice = TextIt(client)
+    assert await alice.say("JOIN") == "Rate us 1-5?"
+    await Hoiio(client).say("STOP")
+    assert await alice.say("4") is None
+    ended = await conversation(client, "textit")
+    assert (ended.status, ended.outcome) == ("ended", "opted out")
+    assert await texts(client, ALICE) == [STOP_REPLY]
+
+
+async def test_no_sms_dialogue_starts_for_an_opted_out_contact(make_client, tmp_path: Path) -> None:
+    rules = write_rules(
+        tmp_path / "starts",
+        RULES.replace("QUIET_ACTION", "defer")
+        + """
+  - name: poll
+    mode: sms
+    start: {on: sms.received, when: {text: {keyword: [poll]}}}
+    states:
+      ask: {say: "Yes or no?", on: [{otherwise: true, goto: done}]}
+      done: {say: "Thanks.", end: true}
+""",
+    )
+    client = await make_client(rules, clock=Clock())
+    alice = TextIt(client)
+    assert await alice.say("stop") == STOP_REPLY
+    assert await alice.say("JOIN") is None  # a rule's start
+    assert await conversation(client, "textit") is None
+    assert await alice.say("POLL") is None  # a dialogue's own start
+    assert await conversation(client, "textit") is None
+    assert await alice.say("start") == START_REPLY
+    assert await alice.say("POLL") == "Yes or no?"
+    assert (await conversation(client, "textit")).dialogue == "poll"
 
 
 # -- quiet hours --------------------------------------------------------------------------------
