@@ -9,6 +9,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from jinja2 import nodes
+
 from responder.conditions import NO_CAPTURES, Captures, Scope
 from responder.events import Event
 from responder.templates import TemplateError
@@ -151,3 +153,21 @@ class CalendarCondition:
         if calendar is None:  # `check` refuses unknown names; a hand-built Scope may lack it
             raise TemplateError(f"unknown calendar {self.name!r}")
         return NO_CAPTURES if calendar.is_open(scope.now) == self.want_open else None
+
+
+def calendar_names(source: nodes.Template) -> set[str]:
+    """The calendar names a parsed template reads (``calendars.office``,
+    ``calendars['office']``), so `check` can refuse unknown ones."""
+    found: set[str] = set()
+    for node in source.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name == "calendars":
+            found.add(node.attr)
+    for item in source.find_all(nodes.Getitem):
+        if (
+            isinstance(item.node, nodes.Name)
+            and item.node.name == "calendars"
+            and isinstance(item.arg, nodes.Const)
+            and isinstance(item.arg.value, str)
+        ):
+            found.add(item.arg.value)
+    return found

@@ -6,8 +6,16 @@ from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from responder.calendars import END_OF_DAY, Calendar, CalendarCondition, CalendarView, views
+from responder.calendars import (
+    END_OF_DAY,
+    Calendar,
+    CalendarCondition,
+    CalendarView,
+    calendar_names,
+    views,
+)
 from responder.conditions import Scope
 from responder.events import Event
 from responder.templates import TemplateError
@@ -149,3 +157,11 @@ def test_open_and_closed_conditions() -> None:
     assert is_closed.test(event, scope(sgt(2026, 12, 25, 10, 0))) == {}
     with pytest.raises(TemplateError, match="unknown calendar 'other'"):
         CalendarCondition("other", True).test(event, scope(sgt(2026, 3, 10, 10, 0)))
+
+
+def test_calendar_names_read_by_a_template() -> None:
+    env = ImmutableSandboxedEnvironment()
+    source = (
+        "{{ calendars.a.open }}{{ calendars['b'] }}{{ calendars[x] }}{{ other.c }}{{ calendars }}"
+    )
+    assert calendar_names(env.parse(source)) == {"a", "b"}

@@ -324,3 +324,33 @@ def test_the_readme_calendar_example_loads(tmp_path: Path) -> None:
 
 def test_fixed_times_are_what_they_say() -> None:
     assert datetime(2026, 12, 25, tzinfo=SGT).strftime("%A") == "Friday"
+
+
+def test_calendars_read_by_templates_and_expressions_are_checked(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        OFFICE
+        + textwrap.dedent(
+            """\
+        rules:
+          - name: r
+            on: sms.received
+            when: {expr: "calendars['shop'].open"}
+            reply: {text: "{{ calendars.office.open }} {{ calendars.ofice.next_open }}"}
+          - name: s
+            on: sms.received
+            reply: {text: "{{ calendars | length }} {{ calendars.office['open'] }}"}
+        dialogues:
+          - name: d
+            mode: sms
+            start: {on: sms.received}
+            states:
+              a: {say: "{{ calendars.warehouse.open }}", end: true}
+        """
+        ),
+    )
+    assert found == [
+        "18: rules[0].when.expr: unknown calendar 'shop' (known: office)",
+        "19: rules[0].reply.text: unknown calendar 'ofice' (did you mean 'office'?)",
+        "28: dialogues[0].states.a.say: unknown calendar 'warehouse' (known: office)",
+    ]

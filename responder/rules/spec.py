@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from responder.calendars import calendar_names
 from responder.errors import Problem
 from responder.rules.regex import UnsafeRegex, check_regex
 from responder.rules.yamlnodes import LMap, LSeq
@@ -443,6 +444,7 @@ class TemplateSpec(Spec):
             template = ctx.templates.template(source)
         except TemplateError as exc:
             return ctx.error(line, path, str(exc))
+        _note_calendars(ctx, source, line, path)
         static = "{" not in source
         if static and self.max_len is not None and len(source) > self.max_len:
             return ctx.error(
@@ -463,9 +465,11 @@ class ExpressionSpec(Spec):
         if not isinstance(value, str):
             return ctx.error(line, path, f"expected an expression string, got {_type_name(value)}")
         try:
-            return ctx.templates.expression(value)
+            expression = ctx.templates.expression(value)
         except TemplateError as exc:
             return ctx.error(line, path, str(exc))
+        _note_calendars(ctx, "{{ " + value + " }}", line, path)
+        return expression
 
     def schema(self) -> dict[str, Any]:
         return self._doc({"type": "string"})
@@ -521,6 +525,14 @@ class JsonTemplate(Spec):
 
     def schema(self) -> dict[str, Any]:
         return self._doc({})
+
+
+def _note_calendars(ctx: Ctx, source: str, line: int, path: str) -> None:
+    """Calendars a template reads are checked like ``open:`` names, once every file is read."""
+    if "calendars" not in source:
+        return
+    for name in sorted(calendar_names(ctx.templates.env.parse(source))):
+        ctx.calendar_refs.append((name, line, path))
 
 
 def _suggest(word: str, choices: list[str]) -> str:
