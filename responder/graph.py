@@ -3,6 +3,10 @@
 Edges carry what takes them (keys, keywords, conditions, timeouts, failures), the start
 arrow says what starts the dialogue and end arrows carry the outcome, so a diagram answers
 "what happens when the caller presses 3" without reading the YAML.
+
+The ``transitions`` package can draw Mermaid too, but from its machine, where our edges are
+opaque triggers (``menu:0``, ``menu:2:then``) and the conditions live outside it; drawing
+from the dialogue model gives the labels a reader needs.
 """
 
 from __future__ import annotations

@@ -184,6 +184,8 @@ class Harness:
         return await self._post(self.setup.channel, data)
 
     async def flow(self, spec: Mapping[str, Any], sender: str, name: str | None) -> Observation:
+        if self.setup.provider != "textit":
+            raise StepFailed("flow steps come from TextIt: set 'provider: textit'")
         results = {}
         for label, value in (spec.get("values") or {}).items():
             item = value if isinstance(value, dict) else {"value": value}

@@ -20,7 +20,7 @@ from responder.templates import Templates
 from responder.transcripts import harness as h
 from responder.transcripts.coverage import Coverage
 from responder.transcripts.expect import differences
-from responder.transcripts.language import TRANSCRIPT, Case, Given, Step, Transcript
+from responder.transcripts.language import ABSENT, TRANSCRIPT, Case, Given, Step, Transcript
 
 SUFFIXES: Final = (".test.yaml", ".test.yml")
 MAX_FILE_BYTES: Final = 2 * 1024 * 1024
@@ -178,12 +178,22 @@ async def _run_case(ruleset: RuleSet, setup: h.Setup, case: Case, coverage: Cove
                 coverage.saw(seen.matched, seen.visited)
                 conversation = await harness.conversation_now()
                 messages = differences(step.expect, seen, conversation)
+                if messages and setup.provider == "hoiio" and _expects_reply(step):
+                    messages.append(
+                        "(Hoiio ignores webhook answers: replies go out as SMS, "
+                        "expect them with calls: [{sms: ...}])"
+                    )
             if messages:
                 failure = Failure(step.line, index, step.describe(), tuple(messages))
                 return CaseResult(case.name, case.line, time.perf_counter() - began, failure)
     finally:
         await harness.close()
     return CaseResult(case.name, case.line, time.perf_counter() - began)
+
+
+def _expects_reply(step: Step) -> bool:
+    expect = step.expect
+    return expect is not None and expect.reply is not ABSENT and expect.reply is not None
 
 
 async def _play(harness: h.Harness, step: Step) -> h.Observation:

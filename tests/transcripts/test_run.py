@@ -134,3 +134,23 @@ async def test_results_carry_cases_and_coverage(tmp_path: Path) -> None:
     assert [c.failure for c in good.cases] == [None]
     assert good.coverage is not None
     assert good.coverage.hit_rules == {"never"}
+
+
+def test_hoiio_replies_are_sms_and_flows_are_textit(tmp_path: Path, capsys) -> None:
+    write(tmp_path / "rules.yaml", RULES)
+    path = write(
+        tmp_path / "t.test.yaml",
+        """
+        given: {provider: hoiio}
+        tests:
+          - name: reply on hoiio
+            steps: [{sms: hours, expect: {reply: "Open 9-18."}}]
+          - name: flow on hoiio
+            steps: [{flow: {name: Survey}}]
+        """,
+    )
+    assert main(["test", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:5: step 1 (sms 'hours'): reply: expected 'Open 9-18.', got no reply" in out
+    assert "(Hoiio ignores webhook answers: replies go out as SMS" in out
+    assert f"{path}:7: step 1 (flow 'Survey'): flow steps come from TextIt" in out
