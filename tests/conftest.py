@@ -18,6 +18,16 @@ from responder.settings import Settings
 from responder.testing.fakes import FakeProvider
 
 REPO = Path(__file__).resolve().parent.parent
+# Lines a test wants shown in the run's summary (e.g. transcript coverage in CI logs).
+SUMMARY = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(SUMMARY, [])
+    if lines:
+        terminalreporter.write_sep("-", "transcripts")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def write_rules(directory: Path, text: str, name: str = "rules.yaml") -> Path:
