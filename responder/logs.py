@@ -75,3 +75,6 @@ def setup_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # transitions logs every state change at INFO; our traces already carry each step.
+    noisy = logging.getLogger("transitions")
+    noisy.setLevel(logging.DEBUG if root.getEffectiveLevel() <= logging.DEBUG else logging.WARNING)

@@ -20,7 +20,9 @@ from tests.conftest import write_rules
 def restore_root() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    noisy_level = logging.getLogger("transitions").level
     yield
+    logging.getLogger("transitions").setLevel(noisy_level)
     for handler in list(root.handlers):
         root.removeHandler(handler)
     for handler in handlers:
@@ -64,6 +66,16 @@ def test_text_lines_end_with_the_trace_id(restore_root: None) -> None:
     finally:
         TRACE_ID.reset(token)
     assert out.getvalue().rstrip().endswith("responder.test: careful [trace 0011223344556677]")
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])
+def test_state_machine_chatter_only_at_debug(restore_root: None, level: str, shown: bool) -> None:
+    out = io.StringIO()
+    setup_logging(level, "text", out)
+    logging.getLogger("transitions.core").info("Finished processing state menu exit callbacks.")
+    logging.getLogger("transitions.core").warning("a real problem")
+    assert ("Finished processing" in out.getvalue()) is shown
+    assert "a real problem" in out.getvalue()
 
 
 @pytest.mark.parametrize(
