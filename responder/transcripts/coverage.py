@@ -27,8 +27,9 @@ class Coverage:
         for dialogue in ruleset.dialogues.values():
             name = dialogue.name
             coverage.states.update((name, state) for state in dialogue.states)
+            all_edges = edges(dialogue)
             coverage.transitions.update(
-                (name, s, t, d) for s, t, d in edges(dialogue) if _reachable(dialogue, s, t)
+                (name, s, t, d) for s, t, d in all_edges if _reachable(dialogue, all_edges, s, t)
             )
             if isinstance(dialogue.machine, DialogueMachine):
                 dialogue.machine.observers.append(coverage._observer(name))
@@ -77,11 +78,35 @@ class _Observer:
         self.coverage.hit_states.add((self.dialogue, destination))
 
 
-def _reachable(dialogue: Dialogue, source: str, trigger: str) -> bool:
-    """A gather's "no key matched" edge cannot be taken when an ``otherwise`` catches all."""
-    if trigger.split(":")[1:2] != ["repeat"]:
+def _reachable(
+    dialogue: Dialogue, all_edges: list[tuple[str, str, str]], source: str, trigger: str
+) -> bool:
+    """Whether an edge can be taken at all (coverage leaves out the ones that cannot).
+
+    A gather's "no key matched" edge cannot when an ``otherwise`` catches all. An "after
+    max_visits" edge from S to X's ``then`` needs X entered before, so S must be reachable
+    from X (X itself included); the machine still has the edge, a conversation never takes it.
+    """
+    parts = trigger.split(":")
+    if parts[1:2] == ["repeat"] and any(t.otherwise for t in dialogue.states[source].on):
+        return False
+    if parts[-1] != "then":
         return True
-    return not any(t.otherwise for t in dialogue.states[source].on)
+    base = ":".join(parts[:-1])
+    target = next((d for s, t, d in all_edges if s == source and t == base), None)
+    return target is None or source in _from(target, all_edges)
+
+
+def _from(start: str, all_edges: list[tuple[str, str, str]]) -> set[str]:
+    """Every state reachable from ``start``, ``start`` included."""
+    seen, todo = {start}, [start]
+    while todo:
+        here = todo.pop()
+        for s, _, d in all_edges:
+            if s == here and d not in seen:
+                seen.add(d)
+                todo.append(d)
+    return seen
 
 
 def summary(counts: dict[str, tuple[int, int]]) -> str:

@@ -48,3 +48,15 @@ def test_rules_count_by_name_and_runs_merge() -> None:
     assert one.hit_rules == {"hours", "fallback"}
     assert one.summary() == "coverage: rules 2/4 (50%), states 0/0, transitions 0/0"
     assert summary({"rules": (0, 0)}) == "coverage: rules 0/0"
+
+
+def test_an_after_max_visits_edge_that_no_conversation_can_take_is_left_out() -> None:
+    # rating-reminder (max_visits: 1) is entered from rating only on the first timeout, and
+    # rating cannot be reached again after it: "rating -> gave-up" can never happen. From
+    # rating-again it can (rating-reminder -> rating-again -> timeout -> rating-reminder).
+    coverage = Coverage.of(load_rules([REPO / "examples" / "sms-survey"]))
+    then_edges = {(s, d) for _, s, t, d in coverage.transitions if t.endswith(":timeout:then")}
+    assert ("rating", "gave-up") not in then_edges
+    assert ("rating-again", "gave-up") in then_edges
+    assert ("recommend", "gave-up") not in then_edges
+    assert ("recommend-again", "gave-up") in then_edges
