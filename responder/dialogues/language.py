@@ -262,11 +262,13 @@ def _build_dialogue(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> A
                 "(its initial state needs 'dial')",
             )
         )
-    for state_name, message in errors:
+    for problem in errors:
+        state_name, message = problem[0], problem[1]
         state = states.get(state_name)
+        where, sub = (problem[2], problem[3]) if len(problem) == 4 else (None, "")
         ctx.error(
-            state.line if state else lines.get("states", line),
-            f"{path}.states.{state_name}" if state else path,
+            where or (state.line if state else lines.get("states", line)),
+            f"{path}.states.{state_name}{sub}" if state else path,
             message,
         )
     if errors:
@@ -286,25 +288,36 @@ def _build_dialogue(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> A
     return dialogue
 
 
-def _check_graph(
-    name: str, mode: str, initial: str, states: dict[str, m.State]
-) -> list[tuple[str, str]]:
-    problems: list[tuple[str, str]] = []
+# (state, message) at the state's line, or (state, message, line, path suffix)
+Problem = tuple[str, str] | tuple[str, str, int, str]
+
+
+def _check_graph(name: str, mode: str, initial: str, states: dict[str, m.State]) -> list[Problem]:
+    problems: list[Problem] = []
     if initial not in states:
         return [("", f"initial state {initial!r} does not exist")]
     targets: dict[str, list[str]] = {}
     for state in states.values():
-        outs: list[tuple[str, str]] = [(t.goto, "goto") for t in state.on]
-        outs += [(t.then, "then") for t in state.on if t.then]
-        outs += [(x, key) for x, key in ((state.next, "next"), (state.then, "then")) if x]
+        # (target, key, line of the transition or None for the state's own line)
+        outs: list[tuple[str, str, int | None]] = []
+        for index, t in enumerate(state.on):
+            outs.append((t.goto, f"on[{index}].goto", t.line))
+            if t.then:
+                outs.append((t.then, f"on[{index}].then", t.line))
+        outs += [(x, key, None) for x, key in ((state.next, "next"), (state.then, "then")) if x]
         if state.wait:
-            outs.append((state.wait.goto, "wait.goto"))
+            outs.append((state.wait.goto, "wait.goto", None))
         if isinstance(state.block, m.Transfer) and state.block.on_failure:
-            outs.append((state.block.on_failure, "transfer.on_failure"))
-        for target, key in outs:
+            outs.append((state.block.on_failure, "transfer.on_failure", None))
+        for target, key, where in outs:
             if target not in states:
-                problems.append((state.name, f"{key} names unknown state {target!r}"))
-        targets[state.name] = [t for t, _ in outs if t in states]
+                message = f"{key.rsplit('.', 1)[-1]} names unknown state {target!r}"
+                problems.append(
+                    (state.name, message, where, f".{key}")
+                    if where
+                    else (state.name, f"{key} names unknown state {target!r}")
+                )
+        targets[state.name] = [t for t, _, _ in outs if t in states]
         if mode == "sms" and state.block is not None:
             problems.append(
                 (

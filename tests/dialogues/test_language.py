@@ -25,8 +25,8 @@ _LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<message>.*)$")
 
 # (file, line, message fragment): the complete list for tests/data/rules/dialogues_broken.
 EXPECTED: list[tuple[str, int, str]] = [
-    ("01_unknown_targets.yaml", 7, "states.ask: goto names unknown state 'yess'"),
-    ("01_unknown_targets.yaml", 7, "states.ask: then names unknown state 'gone'"),
+    ("01_unknown_targets.yaml", 9, "states.ask.on[0].goto: goto names unknown state 'yess'"),
+    ("01_unknown_targets.yaml", 10, "states.ask.on[1].then: then names unknown state 'gone'"),
     ("01_unknown_targets.yaml", 7, "states.ask: wait.goto names unknown state 'timed-out'"),
     ("01_unknown_targets.yaml", 13, "states.done: next names unknown state 'finished'"),
     ("01_unknown_targets.yaml", 13, "states.done: then names unknown state 'elsewhere'"),
