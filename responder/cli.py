@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--store",
         metavar="URL",
-        help="memory:// or sqlite:///path.db (default sqlite:///responder.db)",
+        help="memory://, sqlite:///path.db or redis://host:port/db (default sqlite:///responder.db)",
     )
     serve.add_argument("--public-url", help="public base URL of this server")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

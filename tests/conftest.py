@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from responder.rules.loader import load_rules
 from responder.server import create_app
 from responder.settings import Settings
+from responder.stores.redis import split_url
 from responder.testing.fakes import FakeProvider
+from responder.testing.redisdb import drop_prefix, require_server, scratch_url
 
 REPO = Path(__file__).resolve().parent.parent
 # Lines a test wants shown in the run's summary (e.g. transcript coverage in CI logs).
@@ -53,6 +55,24 @@ async def fake_textit() -> AsyncIterator[FakeProvider]:
 async def fake_http() -> AsyncIterator[FakeProvider]:
     async with FakeProvider("http") as fake:
         yield fake
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A store URL on the real Redis server with a prefix of its own, emptied afterwards."""
+    require_server()
+    url = scratch_url()
+    yield url
+    drop_prefix(split_url(url)[1])
+
+
+def store_overrides(store: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings for a parametrised store: ``sqlite`` (the default), ``redis`` or a URL."""
+    if store == "sqlite":
+        return {}
+    if store == "redis":
+        return {"store": request.getfixturevalue("redis_url")}
+    return {"store": store}
 
 
 ClientFactory = Callable[..., Any]

@@ -1,5 +1,5 @@
-"""The guard against a real store (in memory and a SQLite file): opt-outs, caps, quiet hours
-and the loop guard applied to outcomes."""
+"""The guard against a real store (in memory, a SQLite file and Redis): opt-outs, caps,
+quiet hours and the loop guard applied to outcomes."""
 
 from __future__ import annotations
 
@@ -30,9 +30,11 @@ MORNING = datetime(2026, 3, 11, 8, 0, tzinfo=SGT).timestamp()
 OK = StoredResponse(200, "text/plain", b"")
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'g.db'}"
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
     s = open_store(url)
     await s.open()
     try:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from responder.errors import StoreError
 from responder.stores.base import Store
 from responder.stores.memory import MemoryStore
+from responder.stores.redis import RedisStore
 from responder.stores.sqlite import SqliteStore
 
 
 def open_store(url: str) -> Store:
-    """``memory://`` or ``sqlite:///path/to.db`` (relative) / ``sqlite:////abs/path.db``."""
+    """``memory://``, ``sqlite:///path/to.db`` (relative) / ``sqlite:////abs/path.db``, or
+    ``redis://host:port/db`` / ``rediss://...`` (``?prefix=name`` keeps stores apart)."""
     if url.startswith("memory://"):
         return MemoryStore()
     if url.startswith("sqlite:///"):
@@ -17,7 +19,11 @@ def open_store(url: str) -> Store:
         if not path:
             raise StoreError(f"store URL {url!r} names no database file")
         return SqliteStore(path)
-    raise StoreError(f"unsupported store URL {url!r} (use memory:// or sqlite:///path.db)")
+    if url.startswith(("redis://", "rediss://")):
+        return RedisStore(url)
+    raise StoreError(
+        f"unsupported store URL {url!r} (use memory://, sqlite:///path.db or redis://host:port/db)"
+    )
 
 
 __all__ = ["Store", "open_store"]

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from responder.server import ENGINE, STORE
-from tests.conftest import REPO, wait_for
+from tests.conftest import REPO, store_overrides, wait_for
 
 EXAMPLE = REPO / "examples" / "ivr-menu"
 PUBLIC = "https://ivr.example.org"
@@ -109,12 +109,17 @@ NEXT_BLOCK = {
 }
 
 
-@pytest.mark.parametrize("store", ["sqlite", "memory://"])
+@pytest.mark.parametrize("store", ["sqlite", "memory://", "redis"])
 @pytest.mark.parametrize("count", [2, 10])
 async def test_racing_gathers_for_one_signed_state(
-    make_client: Any, fake_hoiio: Any, tmp_path: Path, store: str, count: int
+    make_client: Any,
+    request: pytest.FixtureRequest,
+    fake_hoiio: Any,
+    tmp_path: Path,
+    store: str,
+    count: int,
 ) -> None:
-    overrides = {} if store == "sqlite" else {"store": store}
+    overrides = store_overrides(store, request)
     client = await make_client(EXAMPLE, public_url=PUBLIC, **overrides)
     app = client.server.app
     menu = await answer(client, fake_hoiio)
@@ -143,7 +148,9 @@ async def test_racing_gathers_for_one_signed_state(
 
 
 async def test_racing_gathers_across_two_processes_on_one_database(
-    make_client: Any, fake_hoiio: Any, caplog: pytest.LogCaptureFixture
+    make_client: Any,
+    fake_hoiio: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Two servers (own locks, one SQLite file): the compare-and-set stops the second write
     and the retry sees the state moved on."""
@@ -289,11 +296,11 @@ async def sms(client: Any, text: str, contact: str = ALICE) -> str | None:
     return reply
 
 
-@pytest.mark.parametrize("store", ["sqlite", "memory://"])
+@pytest.mark.parametrize("store", ["sqlite", "memory://", "redis"])
 async def test_two_sms_replies_at_once_are_both_taken_in_order(
-    make_client: Any, tmp_path: Path, store: str
+    make_client: Any, request: pytest.FixtureRequest, tmp_path: Path, store: str
 ) -> None:
-    overrides = {} if store == "sqlite" else {"store": store}
+    overrides = store_overrides(store, request)
     client = await make_client(rules_dir(tmp_path), **overrides)
     app = client.server.app
     assert await sms(client, "survey") == "Q1?"
@@ -314,9 +321,11 @@ async def test_two_sms_replies_at_once_are_both_taken_in_order(
     assert by_text[second] == f"Thanks: {first} then {second}."
 
 
-@pytest.mark.parametrize("store", ["sqlite", "memory://"])
-async def test_ten_sms_at_once_lose_no_update(make_client: Any, tmp_path: Path, store: str) -> None:
-    overrides = {} if store == "sqlite" else {"store": store}
+@pytest.mark.parametrize("store", ["sqlite", "memory://", "redis"])
+async def test_ten_sms_at_once_lose_no_update(
+    make_client: Any, request: pytest.FixtureRequest, tmp_path: Path, store: str
+) -> None:
+    overrides = store_overrides(store, request)
     client = await make_client(rules_dir(tmp_path), **overrides)
     app = client.server.app
     assert await sms(client, "count") == "n=0"

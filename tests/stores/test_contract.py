@@ -1,4 +1,4 @@
-"""One contract for every Store backend: the in-process one and a real SQLite file.
+"""One contract for every Store backend: in-process, a real SQLite file and a real Redis.
 
 No mocks: each test drives the public Store API and checks what it reads back.
 """
@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from responder.conversations import Conversation, TimerWrite
+from responder.conversations import ConflictError, Conversation, Timer, TimerWrite
 from responder.errors import StoreError
 from responder.outbound import Commit, OutboundCall, OutboxItem, StoredResponse
 from responder.stores import open_store
 from responder.stores.base import Depth, Store
 from responder.stores.memory import HIT_HORIZON, MemoryStore
+from responder.stores.redis import RedisStore
 from responder.stores.sqlite import SCHEMA, SqliteStore
+from responder.testing.redisdb import drop_prefix, require_server, scratch_url
 
 OK = StoredResponse(200, "application/json", b'{"ok":true}')
 OTHER = StoredResponse(201, "text/plain; charset=utf-8", b"second")
@@ -35,17 +37,23 @@ def keys(items: list[OutboxItem]) -> list[str]:
 
 
 def store_url(kind: str, tmp_path: Path) -> str:
+    if kind == "redis":
+        return scratch_url("contract")
     return "memory://" if kind == "memory" else f"sqlite:///{tmp_path / 'store.db'}"
 
 
-@pytest.fixture(params=["memory", "sqlite"], ids=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"], ids=["memory", "sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "redis":
+        require_server()
     s = open_store(store_url(request.param, tmp_path))
     await s.open()
     try:
         yield s
     finally:
         await s.close()
+        if isinstance(s, RedisStore):
+            drop_prefix(s.prefix)
 
 
 # -- commit: atomic, first writer wins ------------------------------------------------------
@@ -436,6 +444,90 @@ async def test_purge_drops_hits_beyond_the_horizon(store: Store) -> None:
     assert await store.count_hits("limit:a", 0.0) == 2
     assert await store.purge(1500.0 + HIT_HORIZON) == 1
     assert await store.count_hits("limit:a", 0.0) == 1
+
+
+# -- conversations, timers, opt-outs, secrets -----------------------------------------------
+
+
+def talk(state: str = "q1", status: str = "active") -> Conversation:
+    return Conversation("textit:sms:+1", "survey", state, "textit", "textit", status=status)
+
+
+async def test_conversations_are_written_by_compare_and_set(store: Store) -> None:
+    assert await store.get_conversation("textit:sms:+1") is None
+    await store.commit(Commit("c1", OK, now=1.0, conversation=talk("q1")))
+    first = await store.get_conversation("textit:sms:+1")
+    assert first is not None
+    assert (first.state, first.version) == ("q1", 1)
+    await store.commit(Commit("c2", OK, now=2.0, conversation=talk("q2"), expected_version=1))
+    # A writer that read version 1 too has lost: nothing of its commit is written.
+    stale = Commit(
+        "c3", OTHER, (call("c3#0"),), ("h",), now=3.0, conversation=talk("q9"), expected_version=1
+    )
+    with pytest.raises(ConflictError, match="at version 2, expected 1"):
+        await store.commit(stale)
+    with pytest.raises(ConflictError):
+        await store.commit(Commit("c4", OK, now=4.0, conversation=talk("q9"), expected_version=0))
+    second = await store.get_conversation("textit:sms:+1")
+    assert second is not None
+    assert (second.state, second.version) == ("q2", 2)
+    assert await store.get_response("c3") is None
+    assert await store.outbox() == []
+    assert await store.count_hits("h", 0.0) == 0
+    assert await store.count_conversations() == 1
+    await store.commit(
+        Commit("c5", OK, now=5.0, conversation=talk("done", "ended"), expected_version=2)
+    )
+    assert await store.count_conversations() == 0
+    assert await store.count_conversations("ended") == 1
+
+
+async def test_concurrent_writers_of_one_version_have_one_winner(store: Store) -> None:
+    await store.commit(Commit("c0", OK, now=1.0, conversation=talk("q1")))
+    attempts = [
+        store.commit(Commit(f"w{i}", OK, now=2.0, conversation=talk(f"s{i}"), expected_version=1))
+        for i in range(20)
+    ]
+    results = await asyncio.gather(*attempts, return_exceptions=True)
+    wins = [r for r in results if not isinstance(r, BaseException)]
+    assert len(wins) == 1
+    assert all(isinstance(r, ConflictError) for r in results if isinstance(r, BaseException))
+    stored = await store.get_conversation("textit:sms:+1")
+    assert stored is not None
+    assert stored.version == 2
+
+
+async def test_timers_fire_once_per_lease(store: Store) -> None:
+    key = "textit:sms:+1"
+    await store.commit(Commit("t1", OK, now=1.0, timer=TimerWrite(key, 100.0, 3)))
+    await store.commit(Commit("t2", OK, now=1.0, timer=TimerWrite("other", 50.0, 1)))
+    assert await store.claim_timers(49.0, 30.0, 10) == []
+    assert await store.claim_timers(100.0, 30.0, 10) == [
+        Timer("other", 50.0, 1),
+        Timer(key, 100.0, 3),
+    ]
+    assert await store.claim_timers(129.0, 30.0, 10) == []  # leased to whoever claimed it
+    assert len(await store.claim_timers(130.0, 30.0, 10)) == 2  # a lapsed lease offers again
+    # A commit that moves or clears a timer replaces the lease.
+    await store.commit(Commit("t3", OK, now=131.0, timer=TimerWrite(key, 200.0, 4)))
+    await store.commit(Commit("t4", OK, now=131.0, timer=TimerWrite("other", None)))
+    assert await store.claim_timers(199.0, 30.0, 10) == []
+    assert await store.claim_timers(200.0, 30.0, 10) == [Timer(key, 200.0, 4)]
+    assert (await store.depth()).timers == 1
+
+
+async def test_opt_outs_are_recorded_with_the_commit(store: Store) -> None:
+    assert await store.opted_out([]) == set()
+    await store.commit(Commit("o1", OK, now=1.0, opt_outs=(("+1", True), ("+2", True))))
+    await store.commit(Commit("o2", OK, now=2.0, opt_outs=(("+2", False),)))
+    assert await store.opted_out(["+1", "+2", "+3"]) == {"+1"}
+
+
+async def test_a_secret_is_made_once_and_kept(store: Store) -> None:
+    first = await store.secret("app_state")
+    assert len(first) == 32
+    assert await store.secret("app_state") == first
+    assert await store.secret("other") != first
 
 
 # -- SQLite only: durability and errors -----------------------------------------------------

@@ -1,0 +1,267 @@
+"""Several replicas on one Redis: every write of a webhook is one Lua script.
+
+Keys live under one hash tag, ``{prefix}:``, so a store's scripts run on Redis Cluster
+too (all in one slot); see ``redis_scripts`` for the layout.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from responder.conversations import ConflictError, Conversation, Timer
+from responder.errors import StoreError
+from responder.outbound import (
+    Commit,
+    OutboundCall,
+    OutboxItem,
+    StoredResponse,
+    is_ivr_step,
+    lane_of,
+)
+from responder.stores import redis_scripts as lua
+from responder.stores.base import Depth
+from responder.stores.memory import HIT_HORIZON
+
+T = TypeVar("T")
+DEFAULT_PREFIX = "responder"
+
+
+def _pack(response: StoredResponse) -> bytes:
+    return f"{response.status}\n{response.content_type}\n".encode() + response.body
+
+
+def _unpack(blob: bytes) -> StoredResponse:
+    status, content_type, body = blob.split(b"\n", 2)
+    return StoredResponse(int(status), content_type.decode(), body)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
+
+
+def _bytes(value: object) -> bytes:
+    """A value read back; the client is made without decode_responses, so always bytes."""
+    if not isinstance(value, bytes):
+        raise StoreError(f"Redis store: expected bytes, read {type(value).__name__}")
+    return value
+
+
+def _item(row: Sequence[bytes | None]) -> OutboxItem:
+    payload, attempts, status, last_error, created, enqueued = row
+    return OutboxItem(
+        OutboundCall.from_json(_bytes(payload).decode()),
+        int(_bytes(attempts)),
+        _bytes(status).decode(),
+        _text(last_error),
+        float(created or 0.0),
+        float(enqueued or 0.0),
+    )
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``redis://host:port/db?prefix=p`` -> (the URL without ``prefix``, the prefix)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [v for k, v in query if k == "prefix"]
+    prefix = prefixes[-1] if prefixes else DEFAULT_PREFIX
+    if not prefix or any(c in prefix for c in "{}"):
+        raise StoreError(f"Redis store prefix {prefix!r} must be non-empty, without braces")
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
+def describe(url: str) -> str:
+    """Where the store is, for messages: host, port and db, never a password."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path}"
+
+
+class RedisStore:
+    def __init__(self, url: str) -> None:
+        self.url, self.prefix = split_url(url)
+        self.where = describe(self.url)
+        self.base = f"{{{self.prefix}}}:"
+        self._redis: aioredis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
+
+    async def open(self) -> None:
+        if self._redis is not None:
+            return
+        try:
+            client = aioredis.Redis.from_url(self.url, health_check_interval=30)
+        except ValueError as exc:
+            raise StoreError(f"bad Redis store URL {self.where!r}: {exc}") from exc
+        try:
+            await client.ping()
+        except RedisError as exc:
+            await client.aclose()
+            raise StoreError(f"cannot reach Redis store {self.where}: {exc}") from exc
+        self._scripts = {
+            name: client.register_script(getattr(lua, name))
+            for name in (
+                "COMMIT",
+                "CLAIM_OUTBOX",
+                "FINISH_OUTBOX",
+                "RESCHEDULE_OUTBOX",
+                "REQUEUE_OUTBOX",
+                "LIST_OUTBOX",
+                "CLAIM_TIMERS",
+                "TAKE_SLOT",
+                "PURGE",
+            )
+        }
+        self._redis = client
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    @property
+    def _r(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise StoreError("store is not open")
+        return self._redis
+
+    async def _do(self, op: Awaitable[T]) -> T:
+        try:
+            return await op
+        except RedisError as exc:
+            # Callers (webhook handler, workers, purger) handle StoreError only.
+            raise StoreError(f"Redis store {self.where}: {exc}") from exc
+
+    async def _script(self, name: str, *args: object) -> Any:
+        if self._redis is None:
+            raise StoreError("store is not open")
+        return await self._do(self._scripts[name](keys=[self.base], args=list(args)))
+
+    async def get_response(self, key: str) -> StoredResponse | None:
+        blob = await self._do(self._r.get(f"{self.base}idem:{key}"))
+        return _unpack(_bytes(blob)) if blob is not None else None
+
+    async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
+        # Serialise every call before the script runs: a call that cannot be stored fails
+        # the commit before anything is written.
+        calls: list[object] = []
+        for c in commit.calls:
+            due = max(commit.now, c.not_before or 0.0)
+            calls += [c.key, c.to_json(), lane_of(c), int(is_ivr_step(c)), repr(due)]
+        conv = commit.conversation
+        timer = commit.timer
+        opts: list[object] = []
+        for contact, opted in commit.opt_outs:
+            opts += [contact, "1" if opted else "0"]
+        result = await self._script(
+            "COMMIT",
+            commit.key,
+            _pack(commit.response),
+            max(1, int(commit.ttl * 1000)),
+            repr(commit.now),
+            repr(commit.now + commit.ttl),
+            conv.key if conv else "",
+            conv.to_json() if conv else "",
+            conv.status if conv else "",
+            commit.expected_version,
+            timer.key if timer else "",
+            "" if timer is None or timer.due is None else repr(timer.due),
+            timer.seq if timer else 0,
+            len(commit.calls),
+            len(commit.hits),
+            len(commit.opt_outs),
+            *calls,
+            *commit.hits,
+            *opts,
+        )
+        if result[0] == 0:
+            return _unpack(result[1]), False
+        if result[0] == 2:
+            assert conv is not None
+            raise ConflictError(
+                f"conversation {conv.key!r} is at version {result[1]}, "
+                f"expected {commit.expected_version}"
+            )
+        return commit.response, True
+
+    async def secret(self, name: str) -> bytes:
+        await self._do(self._r.hsetnx(f"{self.base}secrets", name, secrets.token_bytes(32)))
+        value = await self._do(self._r.hget(f"{self.base}secrets", name))
+        if value is None:
+            raise StoreError(f"Redis store {self.where}: secret {name!r} vanished")
+        return _bytes(value)
+
+    async def opted_out(self, keys: list[str]) -> set[str]:
+        if not keys:
+            return set()
+        values = await self._do(self._r.hmget(f"{self.base}optouts", keys))
+        return {k for k, v in zip(keys, values, strict=True) if v == b"1"}
+
+    async def get_conversation(self, key: str) -> Conversation | None:
+        data, version = await self._do(self._r.hmget(f"{self.base}conv:{key}", ["data", "version"]))
+        if data is None:
+            return None
+        return Conversation.from_json(_bytes(data).decode()).with_version(int(_bytes(version)))
+
+    async def claim_timers(self, now: float, lease: float, limit: int) -> list[Timer]:
+        flat = await self._script("CLAIM_TIMERS", repr(now), repr(now + lease), limit)
+        timers = []
+        for key, data in zip(flat[::2], flat[1::2], strict=True):
+            due, seq = data.split(b" ")
+            timers.append(Timer(key.decode(), float(due), int(seq)))
+        return timers
+
+    async def count_conversations(self, status: str = "active") -> int:
+        return int(await self._do(self._r.scard(f"{self.base}convs:{status}")))
+
+    async def depth(self) -> Depth:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zcard(f"{self.base}obs:pending")
+        pipe.zcard(f"{self.base}obs:dead")
+        pipe.zcard(f"{self.base}timers")
+        pipe.scard(f"{self.base}convs:active")
+        pending, dead, timers, active = await self._do(pipe.execute())
+        return Depth(int(pending), int(dead), int(timers), int(active))
+
+    async def count_hits(self, key: str, since: float) -> int:
+        return int(await self._do(self._r.zcount(f"{self.base}hits:{key}", repr(since), "+inf")))
+
+    async def claim_outbox(self, now: float, lease: float, limit: int) -> list[OutboxItem]:
+        rows = await self._script("CLAIM_OUTBOX", repr(now), repr(now + lease), limit)
+        return [_item(r) for r in rows]
+
+    async def finish_outbox(self, key: str, status: str, detail: str | None, now: float) -> None:
+        has = "0" if detail is None else "1"
+        await self._script("FINISH_OUTBOX", key, status, has, detail or "", repr(now))
+
+    async def retry_outbox(self, key: str, next_at: float, error: str) -> None:
+        await self._script("RESCHEDULE_OUTBOX", key, repr(next_at), error, "retry")
+
+    async def release_outbox(self, key: str, next_at: float) -> None:
+        await self._script("RESCHEDULE_OUTBOX", key, repr(next_at), "", "release")
+
+    async def requeue_outbox(self, key: str, now: float) -> bool:
+        return bool(await self._script("REQUEUE_OUTBOX", key, repr(now)))
+
+    async def outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxItem]:
+        if limit <= 0:
+            return []
+        listing = "oball" if status is None else f"obs:{status}"
+        rows = await self._script("LIST_OUTBOX", listing, limit)
+        return [_item(r) for r in rows]
+
+    async def take_slot(self, key: str, limit: int, holder: str, until: float, now: float) -> float:
+        first_free = await self._script("TAKE_SLOT", key, limit, holder, repr(until), repr(now))
+        if not first_free:
+            return 0.0
+        return max(float(first_free) - now, 1e-3)
+
+    async def free_slot(self, key: str, holder: str) -> None:
+        await self._do(self._r.zrem(f"{self.base}slot:{key}", holder))
+
+    async def purge(self, now: float) -> int:
+        return int(await self._script("PURGE", repr(now), repr(now - HIT_HORIZON)))

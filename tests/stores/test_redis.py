@@ -1,0 +1,110 @@
+"""What only the Redis store has: URLs and prefixes, shared state across clients, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from responder.errors import StoreError
+from responder.outbound import Commit, OutboundCall, StoredResponse
+from responder.stores import open_store
+from responder.stores.redis import RedisStore, split_url
+from responder.testing.process import free_port
+from responder.testing.redisdb import SERVER, drop_prefix, require_server, scratch_url
+
+OK = StoredResponse(200, "text/plain", b"ok")
+
+
+@pytest.fixture
+async def url() -> AsyncIterator[str]:
+    require_server()
+    made = scratch_url("redis")
+    yield made
+    drop_prefix(split_url(made)[1])
+
+
+async def opened(url: str) -> RedisStore:
+    store = RedisStore(url)
+    await store.open()
+    return store
+
+
+def test_open_store_picks_redis_for_both_schemes() -> None:
+    plain = open_store("redis://127.0.0.1:6379/2?prefix=blue")
+    assert isinstance(plain, RedisStore)
+    assert (plain.url, plain.prefix, plain.base) == ("redis://127.0.0.1:6379/2", "blue", "{blue}:")
+    tls = open_store("rediss://cache.internal:6380/0")
+    assert isinstance(tls, RedisStore)
+    assert tls.prefix == "responder"
+
+
+@pytest.mark.parametrize("prefix", ["", "a{b}"])
+def test_a_prefix_that_would_break_the_hash_tag_is_refused(prefix: str) -> None:
+    with pytest.raises(StoreError, match="prefix"):
+        open_store(f"redis://127.0.0.1:6379/0?prefix={prefix}")
+
+
+async def test_an_unreachable_server_is_a_store_error_without_the_password() -> None:
+    store = RedisStore(f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+    with pytest.raises(StoreError, match="cannot reach Redis store") as caught:
+        await store.open()
+    assert "hunter2" not in str(caught.value)
+    with pytest.raises(StoreError, match="not open"):
+        await store.get_response("k")
+
+
+async def test_two_clients_of_one_prefix_share_everything(url: str) -> None:
+    a, b = await opened(url), await opened(url)
+    try:
+        commits = [
+            (a if i % 2 else b).commit(
+                Commit(
+                    "k",
+                    StoredResponse(200, "text/plain", str(i).encode()),
+                    (OutboundCall("k#0", "hoiio", "sms/send", {"n": i}, contact="+1"),),
+                )
+            )
+            for i in range(20)
+        ]
+        results = await asyncio.gather(*commits)
+        assert sum(fresh for _, fresh in results) == 1
+        assert len({stored for stored, _ in results}) == 1
+        assert len(await b.outbox()) == 1
+        assert await a.secret("s") == await b.secret("s")
+        # One claims the call; the other gets nothing until the lease runs out.
+        assert len(await a.claim_outbox(1e9, 30.0, 10)) == 1
+        assert await b.claim_outbox(1e9 + 29.0, 30.0, 10) == []
+        assert len(await b.claim_outbox(1e9 + 30.0, 30.0, 10)) == 1
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_prefixes_keep_stores_apart(url: str) -> None:
+    other_url = scratch_url("redis")
+    a, b = await opened(url), await opened(other_url)
+    try:
+        await a.commit(Commit("k", OK))
+        assert await b.get_response("k") is None
+        assert (await b.commit(Commit("k", OK)))[1] is True
+    finally:
+        await a.close()
+        await b.close()
+        drop_prefix(b.prefix)
+
+
+async def test_errors_while_running_surface_as_store_error(url: str) -> None:
+    store = await opened(url)
+    client = aioredis.Redis.from_url(SERVER)
+    try:
+        await client.set(f"{store.base}optouts", "not a hash")
+        with pytest.raises(StoreError, match="WRONGTYPE"):
+            await store.opted_out(["+1"])
+        with pytest.raises(StoreError, match="Redis store"):
+            await store.commit(Commit("k", OK, opt_outs=(("+1", True),)))
+    finally:
+        await client.aclose()
+        await store.close()
