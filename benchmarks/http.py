@@ -1,0 +1,391 @@
+"""Benchmark: responder against a bare aiohttp app, over HTTP, in one run.
+
+    python benchmarks/http.py [--quick] [--json [FILE]] [--seconds 5] [--rounds 3]
+
+Starts, each as its own process on this machine: a bare aiohttp app (parse the form, answer
+a fixed JSON reply), ``responder serve`` on generated rule sets of 10, 1,000 and 10,000 rules
+(mostly keywords, some regexes, some for other kinds and channels; the matching rule is the
+last one, with a templated reply) and on the IVR menu example with a fake Hoiio API (its
+own process) taking the outbound ``gather`` blocks; SQLite store, and Redis too when the
+store supports it and a Redis answers at 127.0.0.1:6379 (db 14, emptied first). Every server
+gets the same load (wrk with a Lua script when installed, else an aiohttp load generator):
+``--connections`` requests in flight, each body unique (a new message id or IVR session),
+in rounds that visit every server in turn, so drift of the shared machine hits all alike.
+Prints throughput and p50/p99 latency (medians over the rounds), the ratios against bare
+aiohttp and against 10 rules, the start-up time with 10,000 rules (process start to /healthz
+answering, and the rule load alone) and whether the targets are met. ``--json`` prints the
+summary as JSON instead (``--json FILE`` writes it there and prints the table).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file shares its name with the standard library's ``http`` package, which aiohttp
+# imports: look in this directory last.
+_HERE = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0] or ".").resolve() == _HERE:
+    sys.path.append(sys.path.pop(0))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+import aiohttp  # noqa: E402
+import http_load  # noqa: E402
+import http_setup  # noqa: E402
+
+from responder.testing.process import free_port  # noqa: E402
+
+REPO = _HERE.parent
+REDIS_URL = "redis://127.0.0.1:6379/14"
+SIZES = (10, 1000, 10000)
+
+
+@dataclass
+class Target:
+    """One server under load."""
+
+    name: str
+    provider: str  # which body it gets: textit or hoiio
+    url: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    results: list[http_load.Result] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        def median(values: list[float]) -> float:
+            return statistics.median(values) if values else 0.0
+
+        return {
+            "rps": median([r.rps for r in self.results]),
+            "p50_ms": median([r.p50_ms for r in self.results]),
+            "p99_ms": median([r.p99_ms for r in self.results]),
+            "requests": sum(r.requests for r in self.results),
+            "errors": sum(r.errors for r in self.results),
+        }
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("RESPONDER_", "HOIIO_"))}
+    return {**keep, **extra}
+
+
+def _wait_ready(
+    url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0, path: str = "/healthz"
+) -> None:
+    deadline = time.monotonic() + timeout
+    host, port = url.removeprefix("http://").split(":")
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server at {url} exited with {proc.returncode}")
+        try:
+            with socket.create_connection((host, int(port)), timeout=1) as sock:
+                sock.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+                if b" 200 " in sock.recv(64):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.005)
+    raise SystemExit(f"server at {url} did not answer /healthz within {timeout:.0f}s")
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, *[a.replace("PORT", str(port)) for a in args]],
+            env=_env(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+    return proc, url
+
+
+def serve_args(rules: Path, store: str) -> list[str]:
+    return [
+        "-m",
+        "responder",
+        "serve",
+        "--rules",
+        str(rules),
+        "--store",
+        store,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "PORT",
+    ]
+
+
+def redis_available() -> bool:
+    """Whether the store speaks redis:// and a Redis answers at 127.0.0.1:6379."""
+    from responder.errors import StoreError
+    from responder.stores import open_store
+
+    try:
+        open_store(REDIS_URL)
+    except StoreError:
+        return False
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
+            sock.sendall(b"SELECT 14\r\nFLUSHDB\r\n")
+            return sock.recv(64).startswith(b"+OK")
+    except OSError:
+        return False
+
+
+def measure_startup(rules: Path, tmp: Path, runs: int) -> dict[str, float]:
+    """Process start to /healthz answering with ``rules``, and the rule load alone."""
+    ready: list[float] = []
+    loads: list[float] = []
+    for n in range(runs):
+        started = time.perf_counter()
+        proc, url = spawn(
+            serve_args(rules, f"sqlite:///{tmp / f'startup-{n}.db'}"), {}, tmp / "startup.log"
+        )
+        try:
+            _wait_ready(url, proc)
+            ready.append(time.perf_counter() - started)
+        finally:
+            proc.terminate()
+            proc.wait()
+        code = (
+            "import sys, time\n"
+            "from responder.rules.loader import load_rules\n"
+            "t = time.perf_counter(); load_rules([sys.argv[1]])\n"
+            "print(time.perf_counter() - t)\n"
+        )
+        out = subprocess.run(  # noqa: S603
+            [sys.executable, "-c", code, str(rules)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
+        loads.append(float(out.stdout.strip()))
+    return {
+        "serve_to_healthz_s": statistics.median(ready),
+        "load_rules_s": statistics.median(loads),
+    }
+
+
+def check_reply(target: Target) -> None:
+    """One request by hand: a benchmark of error answers would be worthless."""
+    parts = http_setup.textit_parts() if target.provider == "textit" else http_setup.hoiio_parts()
+    data = http_setup.body(parts, f"check{time.time_ns()}", 1, target.provider == "hoiio")
+    request = f"{target.url}/webhooks/{target.provider}"
+
+    async def post() -> tuple[int, str]:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(request, data=data, headers=headers) as resp,
+        ):
+            return resp.status, await resp.text()
+
+    status, text = asyncio.run(post())
+    if status != 200:
+        raise SystemExit(f"{target.name}: {status} {text}")
+    served = target.provider == "textit" and target.name != "bare"
+    if served and http_setup.REPLY_PREFIX not in text:
+        raise SystemExit(f"{target.name}: unexpected reply {text!r}")
+
+
+def load(target: Target, seconds: float, connections: int, use_wrk: bool, tag: str) -> None:
+    hoiio = target.provider == "hoiio"
+    parts = http_setup.hoiio_parts() if hoiio else http_setup.textit_parts()
+    url = f"{target.url}/webhooks/{target.provider}"
+    if use_wrk:
+        script = http_load.lua_script(parts, f"/webhooks/{target.provider}", hoiio)
+        result = http_load.run_wrk(url, script, tag, connections, seconds)
+    else:
+
+        def make(n: int) -> str:
+            return http_setup.body(parts, f"{tag}n{n}", n % 5000, hoiio)
+
+        result = asyncio.run(http_load.run_python(url, make, connections, seconds))
+    target.results.append(result)
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    use_wrk = args.load == "wrk" or (args.load == "auto" and http_load.have_wrk())
+    tmp = Path(tempfile.mkdtemp(prefix="responder-http-bench-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for size in SIZES:
+            http_setup.write_rules(tmp / f"rules-{size}", size)
+        ivr_rules = tmp / "ivr"
+        shutil.copytree(REPO / "examples" / "ivr-menu", ivr_rules)
+        for test in ivr_rules.glob("*.test.yaml"):
+            test.unlink()
+        startup = measure_startup(tmp / f"rules-{SIZES[-1]}", tmp, args.startup_runs)
+
+        fake_proc, fake_url = spawn(
+            ["-m", "responder.testing.fakes", "hoiio", "--port", "PORT"], {}, tmp / "fake.log"
+        )
+        procs.append(fake_proc)
+        stores = {"sqlite": "sqlite:///{db}"}
+        if redis_available():
+            stores["redis"] = REDIS_URL
+        ivr_env = {
+            "HOIIO_APP_ID": "bench",
+            "HOIIO_ACCESS_TOKEN": "bench",
+            "HOIIO_API_URL": fake_url,
+            "RESPONDER_PUBLIC_URL": "http://127.0.0.1:9",
+        }
+        plan: list[tuple[Target, list[str], dict[str, str]]] = [
+            (Target("bare", "textit"), ["-P", str(_HERE / "http_setup.py"), "PORT"], {})
+        ]
+        for store_name, store in stores.items():
+            sizes = SIZES if store_name == "sqlite" else (1000,)
+            for size in sizes:
+                db = store.format(db=tmp / f"{size}.db")
+                plan.append(
+                    (
+                        Target(f"textit-{size}-{store_name}", "textit"),
+                        serve_args(tmp / f"rules-{size}", db),
+                        {},
+                    )
+                )
+        plan.append((Target("bare-hoiio", "hoiio"), [], {}))
+        for store_name, store in stores.items():
+            db = store.format(db=tmp / "ivr.db")
+            plan.append((Target(f"ivr-{store_name}", "hoiio"), serve_args(ivr_rules, db), ivr_env))
+        targets: list[Target] = []
+        for target, argv, env in plan:
+            if argv:
+                proc, target.url = spawn(argv, env, tmp / f"{target.name}.log")
+                procs.append(proc)
+                target.proc = proc
+            else:  # the bare app serves the Hoiio body too
+                target.url = targets[0].url
+            targets.append(target)
+        _wait_ready(fake_url, fake_proc, path="/_fake/stats")
+        for target in targets:
+            if target.proc is not None:
+                _wait_ready(target.url, target.proc)
+            check_reply(target)
+        for target in targets:  # warm-up, not counted
+            load(target, 1, args.connections, use_wrk, f"w{target.name}")
+            target.results.clear()
+        for round_ in range(args.rounds):
+            for target in targets:
+                print(f"round {round_ + 1}/{args.rounds}: {target.name}", file=sys.stderr)
+                load(target, args.seconds, args.connections, use_wrk, f"r{round_}{target.name}")
+        return summarise(args, targets, startup, use_wrk)
+    except SystemExit:
+        for log in sorted(tmp.glob("*.log")):
+            print(f"--- {log.name}:\n{log.read_text(errors='replace')[-2000:]}", file=sys.stderr)
+        raise
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def summarise(
+    args: argparse.Namespace, targets: list[Target], startup: dict[str, float], use_wrk: bool
+) -> dict[str, Any]:
+    figures = {t.name: t.summary() for t in targets}
+    bare = figures["bare"]["rps"]
+    bare_hoiio = figures["bare-hoiio"]["rps"]
+    ten = figures["textit-10-sqlite"]["rps"]
+    for name, row in figures.items():
+        base = bare_hoiio if name.startswith(("ivr", "bare-hoiio")) else bare
+        row["vs_bare"] = ratio(row["rps"], base)
+        if name.startswith("textit-"):
+            row["vs_10_rules"] = ratio(row["rps"], ten)
+    served = [row for name, row in figures.items() if not name.startswith("bare")]
+    checks = {
+        "1000 rules >= 0.60 x bare": figures["textit-1000-sqlite"]["vs_bare"] >= 0.60,
+        "10000 rules >= 0.90 x 10 rules": figures["textit-10000-sqlite"]["vs_10_rules"] >= 0.90,
+        "p99 <= 10 ms": all(row["p99_ms"] <= 10.0 for row in served),
+        "start-up with 10000 rules < 2 s": startup["serve_to_healthz_s"] < 2.0,
+    }
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}, {platform.machine()}",
+        "load": "wrk" if use_wrk else "python (aiohttp)",
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "targets": figures,
+        "startup": startup,
+        "met": checks,
+    }
+
+
+def table(summary: dict[str, Any]) -> str:
+    lines = [
+        f"{summary['date']}, {summary['machine']}; load: {summary['load']}, "
+        f"{summary['connections']} connections, {summary['rounds']} round(s) of "
+        f"{summary['seconds']:g} s per server (medians)",
+        "",
+        f"{'server':<22}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'vs bare':>9}{'vs 10 rules':>13}",
+    ]
+    for name, row in summary["targets"].items():
+        tens = f"{row['vs_10_rules']:.2f}" if "vs_10_rules" in row else ""
+        lines.append(
+            f"{name:<22}{row['rps']:>8.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
+            f"{row['errors']:>8.0f}{row['vs_bare']:>9.2f}{tens:>13}"
+        )
+    start = summary["startup"]
+    lines += [
+        "",
+        f"start-up with 10,000 rules: {start['serve_to_healthz_s']:.2f} s to /healthz "
+        f"(rule load alone {start['load_rules_s']:.2f} s)",
+        "",
+        "targets:",
+    ]
+    lines += [f"  {'met' if ok else 'NOT met':<8} {name}" for name, ok in summary["met"].items()]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s per server")
+    parser.add_argument("--json", nargs="?", const="-", help="the summary as JSON (to FILE)")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--startup-runs", type=int, default=3)
+    parser.add_argument("--load", choices=["auto", "wrk", "python"], default="auto")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.rounds, args.startup_runs = 2.0, 1, 1
+    summary = run(args)
+    if args.json == "-":
+        print(json.dumps(summary, indent=2))
+        return
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    print(table(summary))
+
+
+if __name__ == "__main__":
+    main()
