@@ -94,7 +94,12 @@ class RedisStore:
         if self._redis is not None:
             return
         try:
-            client = aioredis.Redis.from_url(self.url, health_check_interval=30)
+            # A blocking pool: a burst of webhooks waits for a connection rather than failing
+            # (``?max_connections=`` in the URL changes the bound).
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=50, timeout=10, health_check_interval=30
+            )
+            client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         except ValueError as exc:
             raise StoreError(f"bad Redis store URL {self.where!r}: {exc}") from exc
         try:
