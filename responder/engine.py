@@ -461,7 +461,7 @@ class Engine:
         existing: Conversation | None,
         opted_out: Callable[[], Awaitable[bool]],
     ) -> Outcome:
-        candidates = rules.candidates(event.kind)
+        candidates = rules.candidates_for(event)
         reply_text: str | None = None
         variables: dict[str, Any] | None = None
         calls: list[OutboundCall] = []

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from responder.compliance import Compliance
 from responder.conditions import AllOf
+from responder.events import Event
+from responder.rules.index import KindIndex, index_kind
 from responder.templates import Template
 
 if TYPE_CHECKING:
@@ -88,6 +90,7 @@ class RuleSet:
     starts: Mapping[str, tuple[Dialogue, ...]] = field(default_factory=dict)
     compliance: Compliance = field(default_factory=Compliance)
     calendars: Mapping[str, Calendar] = field(default_factory=dict)
+    index: Mapping[str, KindIndex] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -103,6 +106,7 @@ class RuleSet:
         for rule in ordered:
             for kind in rule.kinds:
                 index.setdefault(kind, []).append(rule)
+        by_kind = {k: tuple(v) for k, v in index.items()}
         by_name = {d.name: d for d in dialogues or ()}
         starts: dict[str, list[Dialogue]] = {}
         startable = [d for d in dialogues or () if d.start is not None]
@@ -116,12 +120,23 @@ class RuleSet:
         return cls(
             ordered,
             tuple(files),
-            {k: tuple(v) for k, v in index.items()},
+            by_kind,
             by_name,
             {k: tuple(v) for k, v in starts.items()},
             compliance or Compliance(),
             {c.name: c for c in calendars or ()},
+            {k: index_kind(v) for k, v in by_kind.items()},
         )
 
     def candidates(self, kind: str) -> tuple[Rule, ...]:
+        """Every rule of ``kind``, in evaluation order."""
         return self.by_kind.get(kind, ())
+
+    def candidates_for(self, event: Event) -> tuple[Rule, ...]:
+        """The rules of the event's kind that could match it, in evaluation order: those
+        whose indexed condition (channel, keyword, whole text, digits, regex literal) holds,
+        and those without one."""
+        found = self.index.get(event.kind)
+        if found is None:
+            return self.by_kind.get(event.kind, ())
+        return found.candidates(event)
