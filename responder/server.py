@@ -34,6 +34,7 @@ from responder.locks import KeyedLocks
 from responder.logs import TRACE_HEADER, TRACE_ID, new_trace_id
 from responder.metrics import CONTENT_TYPE_LATEST, Metrics, action, authorized
 from responder.outbound import Commit, StoredResponse, is_ivr_step
+from responder.parser_errors import SERVER_LOGGER, MalformedRequests
 from responder.providers import PROVIDERS
 from responder.providers.base import WebhookRequest
 from responder.recording import Record, Recorder, redact_body, redact_pairs
@@ -149,7 +150,12 @@ async def _webhook(
     settings = app[SETTINGS]
     check_secret(settings, channel, request.query)
     provider = PROVIDERS[provider_name]
-    body = await request.read()
+    try:
+        body = await request.read()
+    except web.RequestPayloadError:
+        # aiohttp decompresses per Content-Encoding while reading; a body that does not
+        # decompress is the sender's mistake, not ours.
+        raise BadRequest("the body cannot be decoded as its Content-Encoding says") from None
     check_signature(settings, channel, request.headers, body)
     query = tuple((k, v) for k, v in request.query.items() if k not in SECRET_PARAMS)
     wreq = WebhookRequest(
@@ -321,6 +327,8 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     await store.open()
+    malformed = MalformedRequests()
+    logging.getLogger(SERVER_LOGGER).addFilter(malformed)
     session = aiohttp.ClientSession(headers={"User-Agent": f"responder/{__version__}"})
     settings = app[SETTINGS]
     key = settings.state_key.encode() if settings.state_key else await store.secret("app_state")
@@ -382,6 +390,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await delivery.shutdown()
         await session.close()
         await store.close()
+        logging.getLogger(SERVER_LOGGER).removeFilter(malformed)
 
 
 def reload_rules(app: web.Application) -> bool:

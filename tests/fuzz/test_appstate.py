@@ -1,0 +1,143 @@
+"""A signed ``app_state`` tampered with in any way is refused: by the signer, and over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from responder.appstate import AppState, AppStateError, Signer, looks_like_ours
+from tests.fuzz import strategies as s
+from tests.fuzz.harness import RULE_SETS, STATE_KEY, Server, raw_request
+from tests.fuzz.http import Request
+from tests.fuzz.test_server import exchange
+
+SIGNER = Signer(STATE_KEY.encode())
+NAME = st.text("abcdefghijklmnopqrstuvwxyzABCXYZ0123456789_.-", min_size=1, max_size=12)
+REF = st.text("0123456789abcdef", min_size=16, max_size=16)
+STATES = st.builds(
+    AppState,
+    dialogue=st.one_of(st.just("main-menu"), NAME),
+    state=st.one_of(st.sampled_from(["menu", "sales", "voicemail", "thanks", "goodbye"]), NAME),
+    seq=st.integers(0, 999_999_999),
+    ref=st.one_of(st.none(), REF),
+)
+SESSIONS = st.one_of(st.just("S-1234"), st.text(min_size=1, max_size=20))
+# Characters an edit may bring in: the state's own alphabet and the ones around it.
+EDIT_CHARS = st.sampled_from(list("0123456789abcdefABCDEF:-_. %+\x00é"))
+
+
+@st.composite
+def edited(draw: st.DrawFn, text: str) -> str:
+    """``text`` after a few random edits: replace, insert or delete a character, cut, case."""
+    out = text
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(out)))
+        op = draw(st.sampled_from(["replace", "insert", "delete", "cut", "upper", "append"]))
+        if op == "replace" and at < len(out):
+            out = out[:at] + draw(EDIT_CHARS) + out[at + 1 :]
+        elif op == "insert":
+            out = out[:at] + draw(EDIT_CHARS) + out[at:]
+        elif op == "delete":
+            out = out[:at] + out[at + 1 :]
+        elif op == "cut":
+            out = out[:at]
+        elif op == "upper":
+            out = out.upper()
+        else:
+            out += draw(st.sampled_from([":1", ":0123456789abcdef", "0", ":", "x" * 200]))
+    return out
+
+
+@st.composite
+def tampered(draw: st.DrawFn) -> tuple[tuple[str, str, str], tuple[str, str, str]]:
+    """(session, app_state, sig) as signed, and the same after one to three kinds of edit."""
+    session, state = draw(SESSIONS), draw(STATES)
+    original = (session, state.encode(), SIGNER.sign(session, state))
+    parts = list(original)
+    for part in draw(st.lists(st.integers(0, 2), min_size=1, max_size=3, unique=True)):
+        if part == 2 and draw(st.booleans()):  # a signature that is right for something else
+            other = draw(STATES)
+            parts[2] = SIGNER.sign(draw(st.sampled_from([session, ""])), other)
+        else:
+            parts[part] = draw(edited(parts[part]))
+    return original, (parts[0], parts[1], parts[2])
+
+
+@given(case=tampered())
+def test_signer_refuses_every_tampered_state(
+    case: tuple[tuple[str, str, str], tuple[str, str, str]], count_case: Callable[[], None]
+) -> None:
+    original, (session, app_state, sig) = case
+    # Hex is case-insensitive: an upper-cased signature is the same signature.
+    assume((session, app_state, sig.lower()) != original)
+    count_case()
+    with pytest.raises(AppStateError):
+        SIGNER.verify(session, app_state, sig)
+
+
+@pytest.fixture
+def ivr_server(tmp_path: Path) -> Iterator[Server]:
+    running = Server(tmp_path / "fuzz.db", RULE_SETS["default+examples"])
+    yield running
+    running.close()
+
+
+@given(case=tampered(), in_query=st.booleans(), digits=s.values(huge=False))
+def test_tampered_state_over_http_is_refused(
+    ivr_server: Server,
+    case: tuple[tuple[str, str, str], tuple[str, str, str]],
+    in_query: bool,
+    digits: str,
+    count_case: Callable[[], None],
+) -> None:
+    original, (session, app_state, sig) = case
+    # The server strips spaces around parameters, as every sender pads them differently.
+    assume((session.strip(), app_state.strip(), sig.lower()) != original)
+    # No signature and not our shape: another application's pass-on parameter, which the
+    # server leaves alone (it carries no dialogue state); no state at all is no state.
+    assume(bool(sig) or looks_like_ours(app_state.strip()))
+    assume(bool(app_state.strip()) and bool(session.strip()))
+    count_case()
+    fields = [
+        ("ivr_block", "gather"),
+        ("call_state", "ongoing"),
+        ("session", session),
+        ("txn_ref", "AA-I-1"),
+        ("from", "+6591234567"),
+        ("to", "+6531234567"),
+        ("digits", digits),
+        ("app_state", app_state),
+        ("sig", sig),
+    ]
+    body = b"" if in_query else s.query_string(fields).encode()
+    request = Request(
+        b"POST",
+        "/webhooks/hoiio",
+        fields if in_query else [],
+        None,
+        [(b"Content-Type", b"application/x-www-form-urlencoded")],
+        body,
+    )
+    answer = exchange(ivr_server, request)
+    assert answer.status == 403, answer
+
+
+def test_untampered_state_over_http_is_accepted(ivr_server: Server) -> None:
+    """The property above can fail: the same request, unedited, is answered 200."""
+    state = AppState("main-menu", "menu", 1)
+    fields = [
+        ("ivr_block", "gather"),
+        ("session", "S-1"),
+        ("txn_ref", "AA-I-9"),
+        ("digits", "1"),
+        ("app_state", state.encode()),
+        ("sig", SIGNER.sign("S-1", state)),
+    ]
+    body = s.query_string(fields).encode()
+    headers = [(b"Content-Type", b"application/x-www-form-urlencoded")]
+    answer = ivr_server.send(raw_request(b"POST", b"/webhooks/hoiio", headers, body))
+    assert answer.status == 200, answer
