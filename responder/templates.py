@@ -1,12 +1,15 @@
-"""One sandboxed jinja2 environment; templates are compiled once, when rules load."""
+"""One sandboxed jinja2 environment; templates are parsed and checked once, when rules load,
+and compiled to Python at their first render (text without ``{`` is never compiled)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.lexer import newline_re
 
 from responder.sandbox import MAX_OUTPUT_CHARS, Sandbox
 
@@ -117,15 +120,101 @@ def _check_private(ast: nodes.Template) -> None:
             raise TemplateError(f"access to private attribute {name!r} is refused", node.lineno)
 
 
+# Nodes that cannot declare a variable: in a template made only of these, every name read
+# comes from the context, and jinja2's own (costly) analysis has nothing to add.
+_PLAIN: Final = (
+    nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, nodes.Getattr,
+    nodes.Getitem, nodes.Slice, nodes.Const, nodes.Filter, nodes.Test, nodes.CondExpr,
+    nodes.Compare, nodes.Operand, nodes.And, nodes.Or, nodes.Not, nodes.Neg, nodes.Pos,
+    nodes.Concat, nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod,
+    nodes.Pow, nodes.List, nodes.Tuple, nodes.Dict, nodes.Pair, nodes.Keyword, nodes.Call,
+    nodes.If,
+)  # fmt: skip
+
+
+def _static(source: str) -> str:
+    """What jinja2 renders for a source without any tag: newlines normalised, one trailing
+    newline dropped."""
+    lines = newline_re.split(source)[::2]
+    if lines[-1] == "":
+        del lines[-1]
+    return "\n".join(lines)
+
+
+class _Text:
+    """The render function of a text without tags."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, text: str) -> None:
+        self.parts = (text,) if text else ()
+
+    def __call__(self, context: Mapping[str, Any]) -> Iterator[str]:
+        return iter(self.parts)
+
+
+# Text with only ``{{ name }}`` / ``{{ name.attr }}`` tags (the common case): checked by this
+# pattern alone, and parsed as well as compiled at its first render.
+_SIMPLE_TAG: Final = re.compile(
+    r"\{\{ ?([A-Za-z][A-Za-z0-9_]*)((?:\.[A-Za-z][A-Za-z0-9_]*)*) ?\}\}"
+)
+
+
+class _Lazy:
+    """The render function of a checked template, compiled to Python when first called."""
+
+    __slots__ = ("ast", "env", "generate")
+
+    def __init__(self, env: Sandbox, ast: nodes.Template | str) -> None:
+        self.env = env
+        self.ast: nodes.Template | str | None = ast
+        self.generate: Callable[[Mapping[str, Any]], Iterator[str]] | None = None
+
+    def __call__(self, context: Mapping[str, Any]) -> Iterator[str]:
+        if self.generate is None:
+            assert self.ast is not None
+            self.generate = self.env.from_string(self.ast).generate
+            self.ast = None
+        return self.generate(context)
+
+
 class Templates:
     """Compiles templates and expressions in one sandboxed environment."""
 
     def __init__(self, **limits: Any) -> None:
         self.env = _new_env(**limits)
         self._allowed = CONTEXT_NAMES | frozenset(self.env.globals)
+        self._known: dict[str, Template] = {}  # by source: rule sets repeat their texts
+
+    def _plain_and_known(self, ast: nodes.Template) -> bool:
+        """Whether ``ast`` declares nothing, reads only known names and uses only known
+        filters and tests: then it passes jinja2's analysis too."""
+        env = self.env
+        for node in ast.find_all(nodes.Node):
+            if not isinstance(node, _PLAIN):
+                return False
+            if isinstance(node, nodes.Name) and node.name not in self._allowed:
+                return False
+            if isinstance(node, nodes.Filter) and node.name not in env.filters:
+                return False
+            if isinstance(node, nodes.Test) and node.name not in env.tests:
+                return False
+        return True
+
+    def _simple(self, source: str) -> bool:
+        """Whether every tag of ``source`` is a known name, perhaps with public attributes:
+        such a template parses, and passes every check."""
+        names = []
+        for match in _SIMPLE_TAG.finditer(source):
+            names.append(match.group(1))
+        if not names or "{" in _SIMPLE_TAG.sub("", source):
+            return False
+        return all(name in self._allowed for name in names)
 
     def _check_names(self, ast: nodes.Template) -> None:
         _check_private(ast)
+        if self._plain_and_known(ast):
+            return
         unknown = sorted(meta.find_undeclared_variables(ast) - self._allowed)
         if unknown:
             raise TemplateError(
@@ -133,14 +222,24 @@ class Templates:
             )
 
     def template(self, source: str) -> Template:
-        """Compile ``source`` or raise TemplateError naming the problem."""
-        try:
-            ast = self.env.parse(source)
-            self._check_names(ast)
-            compiled = self.env.from_string(ast)
-        except TemplateSyntaxError as exc:
-            raise TemplateError(f"template syntax error: {exc.message}", exc.lineno) from None
-        return Template(source, compiled.generate, self.env)
+        """Check ``source`` (compiled at its first render) or raise TemplateError naming the
+        problem."""
+        known = self._known.get(source)
+        if known is not None:
+            return known
+        if "{" not in source:
+            template = Template(source, _Text(_static(source)), self.env)
+        elif self._simple(source):
+            template = Template(source, _Lazy(self.env, source), self.env)
+        else:
+            try:
+                ast = self.env.parse(source)
+                self._check_names(ast)
+            except TemplateSyntaxError as exc:
+                raise TemplateError(f"template syntax error: {exc.message}", exc.lineno) from None
+            template = Template(source, _Lazy(self.env, ast), self.env)
+        self._known[source] = template
+        return template
 
     def expression(self, source: str) -> Expression:
         """Compile a boolean expression or raise TemplateError."""

@@ -6,10 +6,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jinja2 import meta
 
 from responder.engine import template_context
 from responder.events import Event, Flow, FlowValue
-from responder.templates import CONTEXT_NAMES, MAX_OUTPUT_CHARS, Template, TemplateError, Templates
+from responder.templates import (
+    CONTEXT_NAMES,
+    MAX_OUTPUT_CHARS,
+    Template,
+    TemplateError,
+    Templates,
+    _check_private,
+)
 
 NOW = datetime(2024, 6, 5, 3, 0, tzinfo=UTC)
 
@@ -302,3 +312,46 @@ def test_expression_runtime_errors(templates: Templates) -> None:
 
 def test_expression_data_stays_data(templates: Templates) -> None:
     assert templates.expression("text == '{{ 7*7 }}'").evaluate(context(text="{{ 7*7 }}"))
+
+
+# Texts without tags and texts with only plain name tags skip jinja2 at load time: what they
+# render, and what check says of them, is what jinja2 would render and say.
+PIECES = ["a", " ", "\n", "\r\n", "\r", "}", "}}", "%", "#", "{", "{{ contact }}", "{{text}}"]
+PIECES += ["{{ flow.name }}", "{{ contact.upper }}", "{{ nope }}", "{{ flow._x }}", "{% if 1 %}"]
+PIECES += ["{% endif %}", "{# c #}", "{{ range }}", "{{ 1 }}", "{{ contact }}}", "ß", "\n\n"]
+PIECES += ["{{ text|upper }}", "{{ text|nosuch }}", "{% set y = 1 %}{{ y }}", "{{ y }}"]
+PIECES += ["{% for x in [1] %}{{ x }}{% endfor %}", "{{ text is nosuch }}", "{{- text -}}"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=8).map("".join))
+def test_quick_paths_agree_with_jinja(source: str) -> None:
+    quick = Templates()
+    env = quick.env
+    ctx = context(text="Hi", flow=Flow(name="survey"))
+    try:  # what loading did before the quick paths: parse, check, compile
+        ast = env.parse(source)
+        _check_private(ast)
+        assert not meta.find_undeclared_variables(ast) - CONTEXT_NAMES - set(env.globals)
+        compiled = env.from_string(ast)
+    except Exception:
+        with pytest.raises(TemplateError):
+            quick.template(source)
+        return
+    template = quick.template(source)  # accepted at load time by both
+    try:
+        reference: str | None = compiled.render(ctx)
+    except Exception:
+        reference = None
+    try:
+        got: str | None = template.render(ctx)
+    except TemplateError:
+        got = None
+    assert got == reference
+
+
+def test_templates_of_the_same_text_are_shared_and_compiled_once(templates: Templates) -> None:
+    first = templates.template("Hello {{ contact }}")
+    assert templates.template("Hello {{ contact }}") is first
+    assert first.render(context()) == "Hello +6591234567"
+    assert templates.template("No tags\r\nat all\n").render(context()) == "No tags\nat all"

@@ -6,6 +6,7 @@ the two can never disagree.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, time
 from fnmatch import fnmatchcase
@@ -45,6 +46,11 @@ SMS_TEXT_MAX: Final = 640
 _KIND_PATTERN = re.compile(r"[a-z*?]+(\.[a-z*?]+)?")
 
 
+@functools.lru_cache(maxsize=256)
+def _kinds_matching(pattern: str) -> frozenset[str]:
+    return frozenset(k for k in KINDS if fnmatchcase(k, pattern))
+
+
 class KindSpec(Spec):
     """An event kind, or a glob over kinds such as ``sms.*``."""
 
@@ -53,7 +59,7 @@ class KindSpec(Spec):
     def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
         if not isinstance(value, str) or not _KIND_PATTERN.fullmatch(value):
             return ctx.error(line, path, f"{value!r} is not an event kind")
-        matched = frozenset(k for k in KINDS if fnmatchcase(k, value))
+        matched = _kinds_matching(value)
         if not matched:
             from difflib import get_close_matches
 

@@ -21,6 +21,7 @@ first MAX_REGEX_TEXT characters of a text.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 from collections.abc import Iterable
@@ -72,6 +73,12 @@ def _folded(ch: str, ignore_case: bool) -> set[str]:
     return {c for c in (ch, ch.lower(), ch.upper()) if len(c) == 1}
 
 
+@functools.lru_cache(maxsize=4096)
+def _single(op: Any, av: Any, ignore_case: bool, dotall: bool) -> frozenset[str]:
+    checker = _Checker((re.IGNORECASE if ignore_case else 0) | (re.DOTALL if dotall else 0))
+    return checker._single(op, list(av) if isinstance(av, tuple) and op is _c.IN else av)
+
+
 class _Checker:
     def __init__(self, flags: int) -> None:
         self.ignore_case = bool(flags & re.IGNORECASE)
@@ -81,6 +88,11 @@ class _Checker:
 
     def single(self, op: Any, av: Any) -> frozenset[str]:
         """The probe characters one single-character item matches."""
+        # Rule sets repeat their character classes: each is worked out once.
+        key = tuple(av) if isinstance(av, list) else av
+        return _single(op, key, self.ignore_case, self.dotall)
+
+    def _single(self, op: Any, av: Any) -> frozenset[str]:
         if op is _c.LITERAL:
             return frozenset(ch for ch in _PROBES if self._in_literal(ch, av)) | {chr(av)}
         if op is _c.NOT_LITERAL:
