@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -129,6 +130,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (`responder schema | head`): stop quietly, like other tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         return _check(args.paths)
@@ -187,7 +198,11 @@ def _outbox(args: argparse.Namespace) -> int:
         print("responder outbox: --limit must be at least 1", file=sys.stderr)
         return 2
     try:
-        store = open_store(Settings.from_env(store=args.store).store)
+        url = Settings.from_env(store=args.store).store
+        absent = outbox_commands.absent_store(url)
+        if absent:
+            raise StoreError(absent)
+        store = open_store(url)
     except (SettingsError, StoreError) as exc:
         print(f"responder: {exc}", file=sys.stderr)
         return 2
@@ -314,6 +329,7 @@ def _serve(args: argparse.Namespace) -> int:
     from responder.logs import setup_logging
     from responder.server import create_app
     from responder.settings import Settings
+    from responder.startup import listen_problem, store_problem, where
 
     try:
         settings = Settings.from_env(
@@ -336,27 +352,37 @@ def _serve(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print("responder: refusing to start with broken rules", file=sys.stderr)
+        if any(p.message == "no such file or directory" for p in exc.problems):
+            print(
+                "responder: name the rules with --rules PATH or RESPONDER_RULES "
+                f"(default: rules/ in the current directory, {os.getcwd()})",
+                file=sys.stderr,
+            )
         return 1
     except StoreError as exc:
-        print(f"responder: {exc}", file=sys.stderr)
+        print(f"responder: {store_problem(exc)}", file=sys.stderr)
         return 2
-    try:
-        log = logging.getLogger("responder")
+    log = logging.getLogger("responder")
+
+    def serving(_banner: str) -> None:
+        # Called by aiohttp once the store is open and the port is bound.
         log.info(
             "serving %s on http://%s:%d (store %s)",
             ", ".join(settings.rules),
             settings.host,
             settings.port,
-            settings.store.split("?")[0],
+            where(settings.store),
         )
-        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, print=serving, access_log=None)
+    except SettingsError as exc:
+        print(f"responder: setting {exc}", file=sys.stderr)
+        return 2
     except StoreError as exc:
-        print(f"responder: {exc}", file=sys.stderr)
+        print(f"responder: {store_problem(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(
-            f"responder: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
-            file=sys.stderr,
-        )
+        print(f"responder: {listen_problem(settings.host, settings.port, exc)}", file=sys.stderr)
         return 2
     return 0

@@ -364,6 +364,9 @@ class Engine:
             log.error("dialogue step failed for %s: %s", event.contact or event.session, exc)
             if current is not None and current.session:
                 step = self.runner.abandon(current, env, f"error: {exc}")
+            elif event.provider == "hoiio" and event.session and event.kind.startswith("ivr."):
+                # A call that cannot start its dialogue is hung up, not left in silence.
+                return Outcome(errors=(f"dialogue: {exc}",), calls=(_hangup(env, event),))
             else:
                 return Outcome(errors=(f"dialogue: {exc}",))
         for note in step.notes:
@@ -626,6 +629,13 @@ def _end_opted_out(conversation: Conversation, now: float) -> Outcome:
         expected_version=conversation.version,
         timer=TimerWrite(conversation.key, None),
     )
+
+
+def _hangup(env: Env, event: Event) -> OutboundCall:
+    session = event.session or ""
+    key = f"{env.event_key}#d{env.call_offset}"
+    params = {"session": session}
+    return OutboundCall(key, "hoiio", "ivr/end/hangup", params, rule="dialogue", contact=session)
 
 
 def _hoiio_sms(key: str, to: str | None, text: str, rule: str) -> OutboundCall:

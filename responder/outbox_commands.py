@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Final, TextIO
 
 from responder.clients.sender import loggable_endpoint, redact
@@ -16,6 +17,20 @@ STATUSES: Final = ("pending", "sent", "dry_run", "dead")
 # ``retry --all-dead`` requeues at most this many items per run (run it again for more).
 MAX_REQUEUE: Final = 100_000
 ERROR_WIDTH: Final = 80
+
+
+def absent_store(url: str) -> str | None:
+    """Why a SQLite store named for reading is not there (a typo must not create an empty one)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = Path(url[len("sqlite:///") :])
+    if path.is_file():
+        return None
+    return (
+        f"there is no SQLite store at {str(path)!r}; name the file responder serve uses "
+        "with --store or RESPONDER_STORE (default sqlite:///responder.db, in the directory "
+        "it was started in)"
+    )
 
 
 def tries(item: OutboxItem) -> int:

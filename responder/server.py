@@ -42,6 +42,7 @@ from responder.reload import Reloader
 from responder.rules.loader import load_rules
 from responder.rules.model import RuleSet
 from responder.settings import Settings
+from responder.startup import StopSignals, open_recording, public_url_warning
 from responder.stores import open_store
 from responder.stores.base import Store
 from responder.timers import TimerWorker
@@ -326,23 +327,30 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
-    await store.open()
+    settings = app[SETTINGS]
+    recorder = app[RECORDER]
+    if recorder is not None:
+        open_recording(recorder)
+    try:
+        await store.open()
+        key = settings.state_key.encode() if settings.state_key else await store.secret("app_state")
+    except BaseException:
+        await store.close()
+        if recorder is not None:
+            recorder.close()
+        raise
     malformed = MalformedRequests()
     logging.getLogger(SERVER_LOGGER).addFilter(malformed)
     session = aiohttp.ClientSession(headers={"User-Agent": f"responder/{__version__}"})
-    settings = app[SETTINGS]
-    key = settings.state_key.encode() if settings.state_key else await store.secret("app_state")
     engine = app[ENGINE]
     hoiio_channel = next((n for n, p in settings.channels.items() if p == "hoiio"), "hoiio")
     secrets = {name: s for name in settings.channels if (s := settings.secret_for(name))}
     engine.runner = Runner(Signer(key), settings.public_url, hoiio_channel, secrets)
     for warning in open_channels(settings):
         log.warning("%s", warning)
-    if not settings.public_url and any(d.mode == "ivr" for d in engine.rules.dialogues.values()):
-        log.warning(
-            "RESPONDER_PUBLIC_URL is not set: IVR dialogues cannot give Hoiio a "
-            "notify_url and will hang up"
-        )
+    ivr_warning = public_url_warning(settings, engine.rules)
+    if ivr_warning:
+        log.warning("%s", ivr_warning)
     delivery = Delivery(
         store,
         MeteredSender(settings, session, app[METRICS]),
@@ -357,13 +365,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     purger = asyncio.create_task(_purge(store, app[CLOCK]), name="purge")
     reloader = app[RELOADER]
     watcher = asyncio.create_task(reloader.watch(), name="watch") if settings.watch else None
-    recorder = app[RECORDER]
-    if recorder is not None:
-        recorder.open()
     loop = asyncio.get_running_loop()
     with suppress(NotImplementedError, RuntimeError, ValueError):
         # Only the main thread of a real process can take signals; tests run without.
         loop.add_signal_handler(signal.SIGHUP, reloader.request, "SIGHUP")
+    StopSignals(settings.delivery.shutdown_grace).install(loop)
     try:
         yield
     finally:
@@ -391,6 +397,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await session.close()
         await store.close()
         logging.getLogger(SERVER_LOGGER).removeFilter(malformed)
+        log.info("stopped")
 
 
 def reload_rules(app: web.Application) -> bool:

@@ -13,6 +13,7 @@ from responder.errors import SettingsError
 
 DEFAULT_CHANNELS: Mapping[str, str] = {"textit": "textit", "hoiio": "hoiio"}
 PROVIDER_NAMES = frozenset({"textit", "hoiio"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # ``RESPONDER_WEBHOOK_SECRET_<CHANNEL>``: the channel name upper-cased, ``-`` as ``_``.
 CHANNEL_SECRET_PREFIX = "RESPONDER_WEBHOOK_SECRET_"  # noqa: S105 (a name, not a secret)
 
@@ -124,6 +125,7 @@ class Settings:
         ):
             if isinstance(values.get(name), str):  # a flag or a test passes the env syntax
                 values[name] = parse_networks(key, values[name])
+        values["log_level"] = str(values.get("log_level", "INFO")).upper()
         settings = replace(cls(), **values)
         settings.validate()
         return settings
@@ -139,6 +141,10 @@ class Settings:
         ):
             if not url.startswith(("http://", "https://")):
                 raise SettingsError(key, f"{url!r} is not an http(s) URL")
+        if self.log_level not in LOG_LEVELS:
+            raise SettingsError(
+                "RESPONDER_LOG_LEVEL", f"{self.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
+            )
         if self.log_format not in ("text", "json"):
             raise SettingsError("RESPONDER_LOG_FORMAT", f"{self.log_format!r} is not text or json")
         if self.log_contacts not in ("full", "masked"):

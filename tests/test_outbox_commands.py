@@ -144,3 +144,14 @@ def test_the_installed_command_reads_the_store_from_the_environment(db: str) -> 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1].split()[:2] == ["e2#0", "sent"]
+
+
+def test_a_store_file_that_is_not_there_is_named_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "responder.bd"
+    assert main(["outbox", "--store", f"sqlite:///{typo}"]) == 2
+    err = capsys.readouterr().err
+    assert f"there is no SQLite store at {str(typo)!r}" in err
+    assert "--store or RESPONDER_STORE" in err
+    assert not typo.exists()

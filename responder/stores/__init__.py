@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from responder.errors import StoreError
 from responder.stores.base import Store
 from responder.stores.memory import MemoryStore
@@ -20,10 +22,23 @@ def open_store(url: str) -> Store:
             raise StoreError(f"store URL {url!r} names no database file")
         return SqliteStore(path)
     if url.startswith(("redis://", "rediss://")):
+        _check_port(url)
         return RedisStore(url)
     raise StoreError(
         f"unsupported store URL {url!r} (use memory://, sqlite:///path.db or redis://host:port/db)"
     )
+
+
+def _check_port(url: str) -> None:
+    """A malformed port is named plainly (the URL may hold a password: it is not repeated)."""
+    parts = urlsplit(url)
+    try:
+        _ = parts.port
+    except ValueError:
+        netloc = parts.netloc.rpartition("@")[2]
+        raise StoreError(
+            f"store URL for Redis has a malformed host:port {netloc!r} (write redis://host:6379/0)"
+        ) from None
 
 
 __all__ = ["Store", "open_store"]

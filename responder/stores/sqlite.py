@@ -95,6 +95,25 @@ CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
 
+def _check_writable(conn: sqlite3.Connection) -> None:
+    """Write once at start-up, so a read-only file stops the start, not the first webhook."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute(f"PRAGMA user_version = {int(version)}")
+    finally:
+        conn.execute("COMMIT")
+
+
+def _open_problem(path: str, exc: sqlite3.Error | OSError) -> str:
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_READONLY":
+        return (
+            f"SQLite store {path!r} cannot be written ({exc}): make the file and its directory "
+            "writable by this user (SQLite also writes -wal and -shm files beside it)"
+        )
+    return f"cannot open SQLite store {path!r}: {exc}"
+
+
 def _item(row: Sequence[Any]) -> OutboxItem:
     payload, attempts, status, last_error, created, enqueued = row
     return OutboxItem(
@@ -135,7 +154,7 @@ class SqliteStore:
             await asyncio.get_running_loop().run_in_executor(executor, self._open_sync)
         except (sqlite3.Error, OSError) as exc:
             executor.shutdown(wait=False)
-            raise StoreError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+            raise StoreError(_open_problem(self.path, exc)) from exc
         self._executor = executor
 
     def _open_sync(self) -> None:
@@ -152,6 +171,7 @@ class SqliteStore:
             if columns and "lane" not in columns:
                 conn.executescript(f"BEGIN IMMEDIATE;{MIGRATE_OUTBOX}COMMIT;")
             conn.executescript(SCHEMA)
+            _check_writable(conn)
         except BaseException:
             conn.close()
             raise
