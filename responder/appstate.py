@@ -83,13 +83,15 @@ class Signer:
         if not session:
             raise AppStateError("app_state without session")
         state = AppState.decode(app_state)
-        if hmac.compare_digest(self.sign(session, state), sig.lower()):
+        # Bytes, not str: compare_digest refuses str with non-ASCII characters.
+        given = sig.lower().encode("utf-8", "replace")
+        if hmac.compare_digest(self.sign(session, state).encode(), given):
             return state
         # The first block of a call we dialled was signed before Hoiio gave it a session.
         if (
             state.ref is not None
             and state.seq == 1
-            and hmac.compare_digest(self.sign("", state), sig.lower())
+            and hmac.compare_digest(self.sign("", state).encode(), given)
         ):
             return state
         raise AppStateError("app_state signature does not match")

@@ -160,7 +160,7 @@ async def _webhook(
     check_signature(settings, channel, request.headers, body)
     query = tuple((k, v) for k, v in request.query.items() if k not in SECRET_PARAMS)
     wreq = WebhookRequest(
-        query=query, body=body, content_type=request.content_type, headers=dict(request.headers)
+        query=query, body=body, content_type=_content_type(request), headers=dict(request.headers)
     )
     recorder = app[RECORDER]
     if recorder is not None:
@@ -170,8 +170,8 @@ async def _webhook(
                 channel,
                 provider_name,
                 tuple(redact_pairs(list(request.query.items()))),
-                redact_body(body, request.content_type),
-                request.content_type,
+                redact_body(body, _content_type(request)),
+                _content_type(request),
                 TRACE_ID.get(),
             )
         )
@@ -198,6 +198,16 @@ async def _webhook(
     return web.Response(
         status=stored.status, body=stored.body, headers={"Content-Type": stored.content_type}
     )
+
+
+def _content_type(request: web.Request) -> str:
+    """The media type of the request, lower-cased (``application/octet-stream`` when none).
+
+    Not ``request.content_type``: aiohttp parses it with the e-mail header parser, which
+    raises on some malformed values (``Content-Type: ;0*``), and a sender's typo is no crash.
+    """
+    media = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    return media or "application/octet-stream"
 
 
 def _verified_state(app: web.Application, event: Event) -> AppState | None:

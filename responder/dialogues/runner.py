@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import urlencode
 
-from responder.appstate import AppState, Signer
+from responder.appstate import AppState, AppStateError, Signer
 from responder.conditions import Captures, Scope
 from responder.conversations import Conversation, TimerWrite, dial_key
 from responder.dialogues import model as m
@@ -453,11 +453,14 @@ class Runner:
         secret = self.secrets.get(conversation.channel)
         if secret:
             base += "?" + urlencode({"secret": secret})
-        return self.signer.notify_url(
-            base,
-            conversation.session or "",
-            AppState(dialogue, state, conversation.seq, conversation.ref),
-        )
+        try:
+            return self.signer.notify_url(
+                base,
+                conversation.session or "",
+                AppState(dialogue, state, conversation.seq, conversation.ref),
+            )
+        except AppStateError as exc:  # over Hoiio's 4,000 characters: a failed step, logged
+            raise TemplateError(str(exc)) from None
 
     # -- small helpers -----------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,6 +19,12 @@ MAX_PARAMS = 500
 MAX_FIELD_CHARS = 10_000
 # TextIt's legacy flow fields hold the whole run as JSON; only the body size bounds them.
 STRUCTURED_FIELDS = frozenset({"values", "steps"})
+# A JSON ``\ud83d`` escape without its other half decodes to a lone surrogate, which no UTF-8
+# text (a reply, a log line, the store) can hold. Senders that cut a message between the two
+# halves of an emoji write them; the half becomes U+FFFD and the event goes on.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACED_SURROGATES = "unpaired UTF-16 surrogates in the JSON body replaced by U+FFFD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,7 @@ class Params:
     values: dict[str, str]
     repeated: dict[str, list[str]]
     document: dict[str, Any] | None = None  # a JSON object body, when there was one
+    notes: tuple[str, ...] = ()  # what was repaired while reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +103,15 @@ def parse_params(request: WebhookRequest) -> Params:
     """
     pairs: list[tuple[str, str]] = list(request.query)
     document: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
     ctype = request.content_type.split(";")[0].strip().lower()
     body = request.body
     stripped = body.lstrip()
     looks_json = stripped[:1] in (b"{", b"[")
     if body and (ctype == "application/json" or ctype.endswith("+json") or looks_json):
+        text = decode(body)
         try:
-            loaded = json.loads(decode(body))
+            loaded = json.loads(text)
         except ValueError as exc:
             if ctype == "application/json" or ctype.endswith("+json"):
                 raise BadRequest(f"body is not valid JSON: {exc}") from None
@@ -110,6 +120,8 @@ def parse_params(request: WebhookRequest) -> Params:
             raise BadRequest("JSON body is nested too deeply") from None
         if isinstance(loaded, dict):
             document = loaded
+            if _SURROGATE_ESCAPE.search(text) and _replace_surrogates(document):
+                notes = (REPLACED_SURROGATES,)
             for key, value in loaded.items():
                 if isinstance(value, str | int | float | bool) and not isinstance(value, bool):
                     pairs.append((str(key), str(value)))
@@ -132,7 +144,31 @@ def parse_params(request: WebhookRequest) -> Params:
     for key, value in pairs:
         values[key] = value
         repeated.setdefault(key, []).append(value)
-    return Params(values=values, repeated=repeated, document=document)
+    return Params(values=values, repeated=repeated, document=document, notes=notes)
+
+
+def _replace_surrogates(document: dict[str, Any]) -> bool:
+    """Replace every lone surrogate in keys and strings by U+FFFD, in place; True if any."""
+    found = False
+    stack: list[dict[str, Any] | list[Any]] = [document]
+    while stack:  # iterative: a body may nest as deep as the JSON parser allowed
+        node = stack.pop()
+        if isinstance(node, dict):
+            if any(_SURROGATE.search(key) for key in node):
+                found = True
+                items = list(node.items())
+                node.clear()
+                node.update((_SURROGATE.sub("\ufffd", key), value) for key, value in items)
+            slots: list[tuple[Any, Any]] = list(node.items())
+        else:
+            slots = list(enumerate(node))
+        for slot, value in slots:
+            if isinstance(value, str) and _SURROGATE.search(value):
+                node[slot] = _SURROGATE.sub("\ufffd", value)
+                found = True
+            elif isinstance(value, dict | list):
+                stack.append(value)
+    return found
 
 
 def _field_name(name: str) -> str:

@@ -105,7 +105,7 @@ class HoiioProvider:
         params = parse_params(request)
         v = params.values
         kind, block = classify(v)
-        notes: list[str] = []
+        notes = list(params.notes)
         time = parse_date(first(v, "date"))
         if first(v, "date") and time is None:
             notes.append("unreadable date ignored")

@@ -174,7 +174,7 @@ class TextItProvider:
             event_name is None and ("flow" in v or "run" in v) and ("values" in v or "step" in v)
         )
         kind = "flow.step" if is_flow else KIND_BY_EVENT.get(event_name or "", "unknown")
-        notes: list[str] = []
+        notes = list(params.notes)
         urn = first(v, "urn")
         flow = None
         values: dict[str, FlowValue] = {}
@@ -265,6 +265,7 @@ class TextItProvider:
             attachments=tuple(attachments),
             app_state=first(params.values, "app_state"),
             raw=freeze(params.values),
+            notes=params.notes,
         )
 
     def idempotency_key(self, event: Event, request: WebhookRequest) -> str:

@@ -445,10 +445,20 @@ class TemplateSpec(Spec):
         except TemplateError as exc:
             return ctx.error(line, path, str(exc))
         _note_calendars(ctx, source, line, path)
-        static = "{" not in source
-        if static and self.max_len is not None and len(source) > self.max_len:
+        if self.max_len is None:
+            return template
+        if "{" not in source:
+            if len(source) > self.max_len:
+                return ctx.error(
+                    line, path, f"text is {len(source)} characters; the limit is {self.max_len}"
+                )
+        elif (least := ctx.templates.least_output(source)) > self.max_len:
+            # The literal text alone is over the limit, whatever the {{ }} parts render to.
             return ctx.error(
-                line, path, f"text is {len(source)} characters; the limit is {self.max_len}"
+                line,
+                path,
+                f"text is at least {least} characters without its {{{{ }}}} parts; "
+                f"the limit is {self.max_len}",
             )
         return template
 

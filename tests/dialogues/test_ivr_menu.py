@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -196,3 +197,18 @@ async def test_lost_store_continues_from_signed_state(make_client, fake_hoiio, t
     call3.client = fourth
     assert await call3.notify(menu3, ivr_block="gather", digits="2") == 200
     assert (await call3.next_block())["endpoint"] == "ivr/middle/record"
+
+
+async def test_notify_url_over_hoiio_limit_fails_the_step_not_the_webhook(
+    make_client, fake_hoiio, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await make_client(EXAMPLE, public_url=PUBLIC + "/" + "p" * 4000)
+    call = Call(client, fake_hoiio, "S-101")
+    with caplog.at_level(logging.ERROR):
+        resp = await client.post(
+            "/webhooks/hoiio",
+            data={"call_state": "ringing", "session": "S-101", "from": "+6591234567"},
+        )
+        assert resp.status == 200
+    assert any("notify_url would be" in r.getMessage() for r in caplog.records)
+    assert call.fake.calls("ivr/middle/gather") == []

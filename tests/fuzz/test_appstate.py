@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from responder.appstate import AppState, AppStateError, Signer, looks_like_ours
@@ -67,7 +67,14 @@ def tampered(draw: st.DrawFn) -> tuple[tuple[str, str, str], tuple[str, str, str
     return original, (parts[0], parts[1], parts[2])
 
 
+_MENU = AppState("main-menu", "menu", 0)
+_SIGNED = ("S-1234", _MENU.encode(), SIGNER.sign("S-1234", _MENU))
+# Found by the fuzz run: a non-ASCII signature made compare_digest raise TypeError (a 500).
+NON_ASCII_SIG = (_SIGNED, (_SIGNED[0], _SIGNED[1], "é" + _SIGNED[2][1:]))
+
+
 @given(case=tampered())
+@example(case=NON_ASCII_SIG)
 def test_signer_refuses_every_tampered_state(
     case: tuple[tuple[str, str, str], tuple[str, str, str]], count_case: Callable[[], None]
 ) -> None:
@@ -87,6 +94,7 @@ def ivr_server(tmp_path: Path) -> Iterator[Server]:
 
 
 @given(case=tampered(), in_query=st.booleans(), digits=s.values(huge=False))
+@example(case=NON_ASCII_SIG, in_query=False, digits="1")
 def test_tampered_state_over_http_is_refused(
     ivr_server: Server,
     case: tuple[tuple[str, str, str], tuple[str, str, str]],
