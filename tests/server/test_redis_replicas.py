@@ -177,6 +177,59 @@ async def test_each_event_delivered_three_times_to_three_replicas_is_answered_on
     )
 
 
+COUNTER = """
+compliance:
+  loop_guard: {replies: 1000, within: 1s}
+dialogues:
+  - name: counter
+    start: {on: sms.received, when: {text: {keyword: count}}}
+    states:
+      zero:
+        set: {n: "0"}
+        next: counting
+      counting:
+        say: "n={{ vars.n }}"
+        on: [{otherwise: true, goto: counting, set: {n: "{{ vars.n | int + 1 }}"}}]
+"""
+
+
+async def test_messages_racing_on_three_replicas_lose_no_update(
+    tmp_path: Path, redis_url: str
+) -> None:
+    rules = write_rules(tmp_path / "rules", COUNTER)
+    async with (
+        FakeProvider("textit") as fake,
+        replicas(3, rules, redis_url, {"TEXTIT_API_URL": fake.url}, tmp_path) as rs,
+        aiohttp.ClientSession() as http,
+    ):
+
+        async def sms(n: int, text: str, replica: ServeProcess) -> str:
+            form = {"event": "mo_sms", "relayer": "1", "sms": str(n), "phone": CALLER}
+            for _ in range(20):  # as TextIt does: a 503 is delivered again, unchanged
+                async with http.post(
+                    f"{replica.url}/webhooks/textit", data={**form, "text": text}
+                ) as resp:
+                    if resp.status == 200:
+                        reply: str = (await resp.json())["text"]
+                        return reply
+                    assert resp.status == 503, await resp.text()
+            raise AssertionError(f"message {n} never got through")
+
+        assert await sms(0, "count", rs[0]) == "n=0"
+        replies = await asyncio.gather(*(sms(n, "tick", rs[n % 3]) for n in range(1, 31)))
+
+    # Each message saw the count the one before it left, across replicas: 1..30, once each.
+    assert sorted(replies, key=lambda r: int(r.split("=")[1])) == [f"n={i}" for i in range(1, 31)]
+    store = RedisStore(redis_url)
+    await store.open()
+    try:
+        conversation = await store.get_conversation(f"textit:sms:{CALLER}")
+    finally:
+        await store.close()
+    assert conversation is not None
+    assert (conversation.vars["n"], conversation.version) == ("30", 31)
+
+
 async def claimed_now(redis_url: str) -> set[str]:
     """Keys of the outbox items held under a lease right now (the layout redis_scripts names:
     an offered item's score is its due time, a claimed one's the end of its lease)."""
