@@ -26,6 +26,7 @@ from responder.outbound import (
 )
 from responder.stores.base import Depth
 from responder.stores.memory import HIT_HORIZON
+from responder.stores.sqlite_batch import GroupCommit
 
 T = TypeVar("T")
 
@@ -140,11 +141,62 @@ def _write_conversation(db: sqlite3.Connection, commit: Commit) -> None:
     )
 
 
+def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredResponse, bool]:
+    """One webhook's writes, inside a transaction the caller holds."""
+    row = db.execute(
+        "SELECT status, content_type, body FROM idempotency WHERE key = ?", (commit.key,)
+    ).fetchone()
+    if row:
+        return StoredResponse(row[0], row[1], bytes(row[2])), False
+    r = commit.response
+    db.execute(
+        "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
+        (commit.key, r.status, r.content_type, r.body, commit.now, commit.now + commit.ttl),
+    )
+    db.executemany(
+        "INSERT OR IGNORE INTO outbox "
+        "(key, payload, created, next_at, lane, priority, enqueued) VALUES (?,?,?,?,?,?,?)",
+        [
+            (
+                c.key,
+                c.to_json(),
+                commit.now,
+                max(commit.now, c.not_before or 0.0),
+                lane_of(c),
+                int(is_ivr_step(c)),
+                commit.now,
+            )
+            for c in commit.calls
+        ],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO opt_outs VALUES (?, ?, ?)",
+        [(k, int(v), commit.now) for k, v in commit.opt_outs],
+    )
+    db.executemany("INSERT INTO hits VALUES (?, ?)", [(k, commit.now) for k in commit.hits])
+    if commit.conversation is not None:
+        _write_conversation(db, commit)
+    if commit.timer is not None:
+        timer = commit.timer
+        if timer.due is None:
+            db.execute("DELETE FROM timers WHERE key = ?", (timer.key,))
+        else:
+            db.execute(
+                "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?)",
+                (timer.key, timer.due, timer.seq, timer.due),
+            )
+    return r, True
+
+
 class SqliteStore:
     def __init__(self, path: str) -> None:
         self.path = path
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        # Point reads run on the event loop's thread, on a connection of their own: a read
+        # in WAL mode never waits for the writer, and costs less than a trip to the thread.
+        self._reader: sqlite3.Connection | None = None
+        self._group = GroupCommit(self._run, lambda: self._db, _write_commit, path)
 
     async def open(self) -> None:
         if self._executor is not None:
@@ -172,10 +224,14 @@ class SqliteStore:
                 conn.executescript(f"BEGIN IMMEDIATE;{MIGRATE_OUTBOX}COMMIT;")
             conn.executescript(SCHEMA)
             _check_writable(conn)
+            reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            reader.execute("PRAGMA query_only=1")
+            reader.execute("PRAGMA busy_timeout=0")  # busy: the read goes to the thread
         except BaseException:
             conn.close()
             raise
         self._conn = conn
+        self._reader = reader
 
     async def close(self) -> None:
         if self._executor is None:
@@ -188,6 +244,21 @@ class SqliteStore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    async def _fetch(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        """A point read on the loop's connection; on the store's thread if it is busy."""
+        reader = self._reader
+        if reader is None or self._executor is None:
+            raise StoreError("store is not open")
+        try:
+            return read(reader)
+        except sqlite3.OperationalError:
+            return await self._run(lambda: read(self._db))
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._executor is None:
@@ -218,61 +289,16 @@ class SqliteStore:
         return result
 
     async def get_response(self, key: str) -> StoredResponse | None:
-        def read() -> StoredResponse | None:
-            row = self._db.execute(
+        def read(db: sqlite3.Connection) -> StoredResponse | None:
+            rows = db.execute(
                 "SELECT status, content_type, body FROM idempotency WHERE key = ?", (key,)
-            ).fetchone()
-            return StoredResponse(row[0], row[1], bytes(row[2])) if row else None
+            ).fetchall()
+            return StoredResponse(rows[0][0], rows[0][1], bytes(rows[0][2])) if rows else None
 
-        return await self._run(read)
+        return await self._fetch(read)
 
     async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
-        def write(db: sqlite3.Connection) -> tuple[StoredResponse, bool]:
-            row = db.execute(
-                "SELECT status, content_type, body FROM idempotency WHERE key = ?", (commit.key,)
-            ).fetchone()
-            if row:
-                return StoredResponse(row[0], row[1], bytes(row[2])), False
-            r = commit.response
-            db.execute(
-                "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
-                (commit.key, r.status, r.content_type, r.body, commit.now, commit.now + commit.ttl),
-            )
-            db.executemany(
-                "INSERT OR IGNORE INTO outbox "
-                "(key, payload, created, next_at, lane, priority, enqueued) VALUES (?,?,?,?,?,?,?)",
-                [
-                    (
-                        c.key,
-                        c.to_json(),
-                        commit.now,
-                        max(commit.now, c.not_before or 0.0),
-                        lane_of(c),
-                        int(is_ivr_step(c)),
-                        commit.now,
-                    )
-                    for c in commit.calls
-                ],
-            )
-            db.executemany(
-                "INSERT OR REPLACE INTO opt_outs VALUES (?, ?, ?)",
-                [(k, int(v), commit.now) for k, v in commit.opt_outs],
-            )
-            db.executemany("INSERT INTO hits VALUES (?, ?)", [(k, commit.now) for k in commit.hits])
-            if commit.conversation is not None:
-                _write_conversation(db, commit)
-            if commit.timer is not None:
-                timer = commit.timer
-                if timer.due is None:
-                    db.execute("DELETE FROM timers WHERE key = ?", (timer.key,))
-                else:
-                    db.execute(
-                        "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?)",
-                        (timer.key, timer.due, timer.seq, timer.due),
-                    )
-            return r, True
-
-        return await self._run(lambda: self._tx(write))
+        return await self._group.commit(commit)
 
     async def secret(self, name: str) -> bytes:
         def write(db: sqlite3.Connection) -> bytes:
@@ -285,26 +311,26 @@ class SqliteStore:
         return await self._run(lambda: self._tx(write))
 
     async def opted_out(self, keys: list[str]) -> set[str]:
-        def read() -> set[str]:
+        def read(db: sqlite3.Connection) -> set[str]:
             if not keys:
                 return set()
             marks = ",".join("?" * len(keys))
-            rows = self._db.execute(
+            rows = db.execute(
                 f"SELECT key FROM opt_outs WHERE opted_out = 1 AND key IN ({marks})",  # noqa: S608
                 keys,
             ).fetchall()
             return {r[0] for r in rows}
 
-        return await self._run(read)
+        return await self._fetch(read)
 
     async def get_conversation(self, key: str) -> Conversation | None:
-        def read() -> Conversation | None:
-            row = self._db.execute(
+        def read(db: sqlite3.Connection) -> Conversation | None:
+            rows = db.execute(
                 "SELECT data, version FROM conversations WHERE key = ?", (key,)
-            ).fetchone()
-            return Conversation.from_json(row[0]).with_version(row[1]) if row else None
+            ).fetchall()
+            return Conversation.from_json(rows[0][0]).with_version(rows[0][1]) if rows else None
 
-        return await self._run(read)
+        return await self._fetch(read)
 
     async def claim_timers(self, now: float, lease: float, limit: int) -> list[Timer]:
         def claim(db: sqlite3.Connection) -> list[Timer]:
@@ -347,13 +373,13 @@ class SqliteStore:
         return await self._run(read)
 
     async def count_hits(self, key: str, since: float) -> int:
-        def read() -> int:
-            row = self._db.execute(
+        def read(db: sqlite3.Connection) -> int:
+            rows = db.execute(
                 "SELECT COUNT(*) FROM hits WHERE key = ? AND at >= ?", (key, since)
-            ).fetchone()
-            return int(row[0])
+            ).fetchall()
+            return int(rows[0][0])
 
-        return await self._run(read)
+        return await self._fetch(read)
 
     async def claim_outbox(self, now: float, lease: float, limit: int) -> list[OutboxItem]:
         def claim(db: sqlite3.Connection) -> list[OutboxItem]:
