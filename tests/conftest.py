@@ -17,7 +17,7 @@ from responder.server import create_app
 from responder.settings import Settings
 from responder.stores.redis import split_url
 from responder.testing.fakes import FakeProvider
-from responder.testing.redisdb import drop_prefix, require_server, scratch_url
+from responder.testing.redisdb import drop_prefix, local_cluster, require_server, scratch_url
 
 REPO = Path(__file__).resolve().parent.parent
 # Lines a test wants shown in the run's summary (e.g. transcript coverage in CI logs).
@@ -64,6 +64,13 @@ def redis_url() -> Iterator[str]:
     url = scratch_url()
     yield url
     drop_prefix(split_url(url)[1])
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[str]:
+    """A store URL of a three-node Redis Cluster started for this test session."""
+    with local_cluster() as url:
+        yield url
 
 
 def store_overrides(store: str, request: pytest.FixtureRequest) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import MovedError, RedisError
 
 from responder.conversations import ConflictError, Conversation, Timer
 from responder.errors import StoreError
@@ -30,6 +31,7 @@ from responder.stores.memory import HIT_HORIZON
 
 T = TypeVar("T")
 DEFAULT_PREFIX = "responder"
+OWN_OPTIONS = ("prefix", "cluster")  # read here, not passed on to redis-py
 
 
 def _pack(response: StoredResponse) -> bytes:
@@ -65,15 +67,25 @@ def _item(row: Sequence[bytes | None]) -> OutboxItem:
 
 
 def split_url(url: str) -> tuple[str, str]:
-    """``redis://host:port/db?prefix=p`` -> (the URL without ``prefix``, the prefix)."""
+    """``redis://host:port/db?prefix=p`` -> (the URL without our options, the prefix)."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefixes = [v for k, v in query if k == "prefix"]
     prefix = prefixes[-1] if prefixes else DEFAULT_PREFIX
     if not prefix or any(c in prefix for c in "{}"):
         raise StoreError(f"Redis store prefix {prefix!r} must be non-empty, without braces")
-    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    rest = urlencode([(k, v) for k, v in query if k not in OWN_OPTIONS])
     return urlunsplit(parts._replace(query=rest)), prefix
+
+
+def wants_cluster(url: str) -> bool:
+    """``?cluster=yes``: talk the Cluster protocol (follow MOVED, find the slot's node)."""
+    values = [v for k, v in parse_qsl(urlsplit(url).query) if k == "cluster"]
+    if not values or values[-1] in ("no", "0", "false"):
+        return False
+    if values[-1] in ("yes", "1", "true"):
+        return True
+    raise StoreError(f"Redis store option cluster={values[-1]!r}: use yes or no")
 
 
 def describe(url: str) -> str:
@@ -85,25 +97,37 @@ def describe(url: str) -> str:
 class RedisStore:
     def __init__(self, url: str) -> None:
         self.url, self.prefix = split_url(url)
+        self.cluster = wants_cluster(url)
         self.where = describe(self.url)
         self.base = f"{{{self.prefix}}}:"
-        self._redis: aioredis.Redis | None = None
+        self._redis: aioredis.Redis | RedisCluster | None = None
         self._scripts: dict[str, Any] = {}
 
     async def open(self) -> None:
         if self._redis is not None:
             return
+        client: aioredis.Redis | RedisCluster
         try:
-            # A blocking pool: a burst of webhooks waits for a connection rather than failing
-            # (``?max_connections=`` in the URL changes the bound).
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self.url, max_connections=50, timeout=10, health_check_interval=30
-            )
-            client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
+            if self.cluster:
+                client = RedisCluster.from_url(self.url, max_connections=50)
+            else:
+                # A blocking pool: a burst of webhooks waits for a connection rather than
+                # failing (``?max_connections=`` in the URL changes the bound).
+                pool = aioredis.BlockingConnectionPool.from_url(
+                    self.url, max_connections=50, timeout=10, health_check_interval=30
+                )
+                client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         except ValueError as exc:
             raise StoreError(f"bad Redis store URL {self.where!r}: {exc}") from exc
         try:
             await client.ping()
+            # A key of the store: a cluster node that does not hold its slot says so now.
+            await client.exists(f"{self.base}secrets")
+        except MovedError as exc:
+            await client.aclose()
+            raise StoreError(
+                f"Redis store {self.where} is a Redis Cluster (MOVED {exc}): add ?cluster=yes"
+            ) from exc
         except RedisError as exc:
             await client.aclose()
             raise StoreError(f"cannot reach Redis store {self.where}: {exc}") from exc
@@ -129,7 +153,7 @@ class RedisStore:
             self._redis = None
 
     @property
-    def _r(self) -> aioredis.Redis:
+    def _r(self) -> aioredis.Redis | RedisCluster:
         if self._redis is None:
             raise StoreError("store is not open")
         return self._redis
@@ -137,6 +161,10 @@ class RedisStore:
     async def _do(self, op: Awaitable[T]) -> T:
         try:
             return await op
+        except MovedError as exc:
+            raise StoreError(
+                f"Redis store {self.where} is a Redis Cluster (MOVED {exc}): add ?cluster=yes"
+            ) from exc
         except RedisError as exc:
             # Callers (webhook handler, workers, purger) handle StoreError only.
             raise StoreError(f"Redis store {self.where}: {exc}") from exc

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from responder.stores.redis import RedisStore
 from responder.testing.fakes import Behaviour, FakeProvider
 from responder.testing.process import ServeProcess
+from responder.testing.redisdb import scratch_url
 from tests.conftest import REPO, write_rules
 
 EVENTS = int(os.environ.get("RESPONDER_REPLICA_EVENTS", "1000"))
@@ -84,9 +85,18 @@ async def post(http: aiohttp.ClientSession, url: str, form: dict[str, str]) -> b
         return body
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def shared_store(request: pytest.FixtureRequest) -> str:
+    """One Redis, or a three-node Redis Cluster, for all the replicas of a test."""
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url"))
+    return scratch_url("replicas", request.getfixturevalue("redis_cluster"))
+
+
 async def test_an_ivr_call_completes_across_alternating_replicas(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, shared_store: str
 ) -> None:
+    redis_url = shared_store
     async with (
         FakeProvider("hoiio") as fake,
         replicas(3, REPO / "examples" / "ivr-menu", redis_url, environment(fake), tmp_path) as rs,
@@ -139,8 +149,9 @@ async def test_an_ivr_call_completes_across_alternating_replicas(
 
 
 async def test_each_event_delivered_three_times_to_three_replicas_is_answered_once(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, shared_store: str
 ) -> None:
+    redis_url = shared_store
     rules = write_rules(tmp_path / "rules", RULES)
     async with (
         FakeProvider("hoiio") as fake,
@@ -171,7 +182,8 @@ async def test_each_event_delivered_three_times_to_three_replicas_is_answered_on
         contact(n) for n in range(EVENTS)
     )
     print(
-        f"\nreplicas: {EVENTS} events x 3 deliveries to 3 replicas -> {len(fake.accepted)} "
+        f"\nreplicas on {'a cluster' if 'cluster=yes' in redis_url else 'one Redis'}: "
+        f"{EVENTS} events x 3 deliveries to 3 replicas -> {len(fake.accepted)} "
         f"replies, {stats['requests']} requests, duplicates 0; intake {intake:.1f}s "
         f"({3 * EVENTS / intake:.0f} webhooks/s), total {elapsed:.1f}s"
     )

@@ -1,4 +1,5 @@
-"""One contract for every Store backend: in-process, a real SQLite file and a real Redis.
+"""One contract for every Store backend: in-process, a real SQLite file, a real Redis and a
+real three-node Redis Cluster.
 
 No mocks: each test drives the public Store API and checks what it reads back.
 """
@@ -36,23 +37,24 @@ def keys(items: list[OutboxItem]) -> list[str]:
     return [item.call.key for item in items]
 
 
-def store_url(kind: str, tmp_path: Path) -> str:
+def store_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if kind == "redis":
+        require_server()
         return scratch_url("contract")
+    if kind == "redis-cluster":
+        return scratch_url("contract", request.getfixturevalue("redis_cluster"))
     return "memory://" if kind == "memory" else f"sqlite:///{tmp_path / 'store.db'}"
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"], ids=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "redis":
-        require_server()
-    s = open_store(store_url(request.param, tmp_path))
+    s = open_store(store_url(request.param, tmp_path, request))
     await s.open()
     try:
         yield s
     finally:
         await s.close()
-        if isinstance(s, RedisStore):
+        if isinstance(s, RedisStore) and not s.cluster:  # the cluster goes with the session
             drop_prefix(s.prefix)
 
 

@@ -108,3 +108,27 @@ async def test_errors_while_running_surface_as_store_error(url: str) -> None:
     finally:
         await client.aclose()
         await store.close()
+
+
+def test_the_cluster_option_takes_yes_or_no() -> None:
+    assert RedisStore("redis://h:7000/0?cluster=yes").cluster is True
+    assert RedisStore("redis://h:7000/0?cluster=no&prefix=p").cluster is False
+    assert RedisStore("redis://h:7000/0").url == "redis://h:7000/0"
+    with pytest.raises(StoreError, match="cluster='maybe'"):
+        RedisStore("redis://h:7000/0?cluster=maybe")
+
+
+async def test_a_cluster_without_the_option_is_named(redis_cluster: str) -> None:
+    # Stores whose slot lives on another node than the one named are told to add the option.
+    plain = redis_cluster.replace("?cluster=yes", "")
+    messages = []
+    for n in range(12):
+        store = RedisStore(f"{plain}?prefix=plain-{n}")
+        try:
+            await store.open()
+        except StoreError as exc:
+            messages.append(str(exc))
+        finally:
+            await store.close()
+    assert 0 < len(messages) < 12
+    assert all("add ?cluster=yes" in m for m in messages)
