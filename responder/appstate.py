@@ -50,7 +50,12 @@ class AppState:
         ref = parts[3] if len(parts) == 4 else None
         if ref is not None and not _REF.fullmatch(ref):
             raise AppStateError(f"malformed app_state ref {ref[:40]!r}")
-        return cls(parts[0], parts[1], int(parts[2]), ref)
+        state = cls(parts[0], parts[1], int(parts[2]), ref)
+        # The signature covers encode(): only the one spelling of a state may carry it
+        # (``menu:01`` would otherwise pass with the signature of ``menu:1``).
+        if state.encode() != text:
+            raise AppStateError(f"app_state not in canonical form {text[:120]!r}")
+        return state
 
 
 def looks_like_ours(text: str) -> bool:

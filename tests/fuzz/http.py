@@ -120,7 +120,7 @@ def requests(
     query = draw(st.lists(st.tuples(s.names(provider), s.values(huge=False)), max_size=4))
     if secret is not None:
         offered = st.sampled_from([secret, secret, "", "guess", secret + "x"])
-        for value in draw(st.lists(offered, max_size=3)):
+        for value in draw(st.lists(offered, min_size=draw(st.integers(0, 3)) and 1, max_size=3)):
             name = draw(st.sampled_from(["secret", "password"]))
             query.insert(draw(st.integers(0, len(query))), (name, value))
     raw_query = None
