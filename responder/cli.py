@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import logging
 import os
 import sys
@@ -329,6 +331,7 @@ def _serve(args: argparse.Namespace) -> int:
     from responder.logs import setup_logging
     from responder.server import create_app
     from responder.settings import Settings
+    from responder.speed import event_loop_policy, names
     from responder.startup import listen_problem, store_problem, where
 
     try:
@@ -374,6 +377,14 @@ def _serve(args: argparse.Namespace) -> int:
             where(settings.store),
         )
 
+    policy = event_loop_policy()
+    if policy is not None:
+        asyncio.set_event_loop_policy(policy)
+    if names():
+        log.info("speed-ups in use: %s", ", ".join(names()))
+    # The rules and everything else built so far live as long as the process (or until a
+    # reload): out of the collector's sight, so its full passes stay short with large rule sets.
+    gc.freeze()
     try:
         web.run_app(app, host=settings.host, port=settings.port, print=serving, access_log=None)
     except SettingsError as exc:

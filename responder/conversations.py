@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from responder.speed import dumps
+
 
 class ConflictError(Exception):
     """Someone else changed the conversation since it was read (compare-and-set failed)."""
@@ -35,7 +37,7 @@ class Conversation:
         return self.status == "active" and (self.expires == 0.0 or now < self.expires)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+        return dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> Conversation:

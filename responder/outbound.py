@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from responder.conversations import Conversation, TimerWrite
+from responder.speed import dumps
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,7 @@ class OutboundCall:
     not_before: float | None = None  # quiet hours: hold the call until then
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+        return dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> OutboundCall:

@@ -8,6 +8,7 @@ and none waits for or fails because of a reload.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -131,6 +132,8 @@ class Reloader:
             self.metrics.reloads.labels("failed").inc()
             return False
         self.engine.rules = loaded
+        # The rules frozen out of the collector's sight at start-up may be garbage now.
+        gc.unfreeze()
         self.metrics.reloads.labels("ok").inc()
         self.metrics.rules_loaded(len(loaded.rules), len(loaded.dialogues))
         log.info(

@@ -18,6 +18,7 @@ from responder.providers.base import (
     first,
     parse_params,
 )
+from responder.speed import dumps
 
 KIND_BY_EVENT: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -309,5 +310,5 @@ def _address(event: Event) -> tuple[str, str] | None:
 
 
 def _json(body: Mapping[str, Any]) -> HttpReply:
-    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    data = dumps(body).encode()
     return HttpReply(status=200, content_type="application/json", body=data)
