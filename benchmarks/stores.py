@@ -38,7 +38,7 @@ from dataclasses import dataclass, field  # noqa: E402
 import http_load  # noqa: E402
 import http_setup  # noqa: E402
 
-from responder.stores.redis import split_url  # noqa: E402
+from responder.stores.redis_url import split_url  # noqa: E402
 from responder.testing.process import ServeProcess, free_port  # noqa: E402
 from responder.testing.redisdb import drop_prefix, require_server, scratch_url  # noqa: E402
 

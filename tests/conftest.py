@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from responder.rules.loader import load_rules
 from responder.server import create_app
 from responder.settings import Settings
-from responder.stores.redis import split_url
+from responder.stores.redis_url import split_url
 from responder.testing.fakes import FakeProvider
 from responder.testing.redisdb import drop_prefix, local_cluster, require_server, scratch_url
 

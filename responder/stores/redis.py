@@ -9,7 +9,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -28,10 +27,10 @@ from responder.outbound import (
 from responder.stores import redis_scripts as lua
 from responder.stores.base import Depth
 from responder.stores.memory import HIT_HORIZON
+from responder.stores.redis_url import describe, split_url, wants_cluster
 
 T = TypeVar("T")
-DEFAULT_PREFIX = "responder"
-OWN_OPTIONS = ("prefix", "cluster")  # read here, not passed on to redis-py
+PURGE_BATCH = 500
 
 
 def _pack(response: StoredResponse) -> bytes:
@@ -64,34 +63,6 @@ def _item(row: Sequence[bytes | None]) -> OutboxItem:
         float(created or 0.0),
         float(enqueued or 0.0),
     )
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """``redis://host:port/db?prefix=p`` -> (the URL without our options, the prefix)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefixes = [v for k, v in query if k == "prefix"]
-    prefix = prefixes[-1] if prefixes else DEFAULT_PREFIX
-    if not prefix or any(c in prefix for c in "{}"):
-        raise StoreError(f"Redis store prefix {prefix!r} must be non-empty, without braces")
-    rest = urlencode([(k, v) for k, v in query if k not in OWN_OPTIONS])
-    return urlunsplit(parts._replace(query=rest)), prefix
-
-
-def wants_cluster(url: str) -> bool:
-    """``?cluster=yes``: talk the Cluster protocol (follow MOVED, find the slot's node)."""
-    values = [v for k, v in parse_qsl(urlsplit(url).query) if k == "cluster"]
-    if not values or values[-1] in ("no", "0", "false"):
-        return False
-    if values[-1] in ("yes", "1", "true"):
-        return True
-    raise StoreError(f"Redis store option cluster={values[-1]!r}: use yes or no")
-
-
-def describe(url: str) -> str:
-    """Where the store is, for messages: host, port and db, never a password."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path}"
 
 
 class RedisStore:
@@ -142,7 +113,8 @@ class RedisStore:
                 "LIST_OUTBOX",
                 "CLAIM_TIMERS",
                 "TAKE_SLOT",
-                "PURGE",
+                "PURGE_RECORDS",
+                "PURGE_TRIM",
             )
         }
         self._redis = client
@@ -297,4 +269,21 @@ class RedisStore:
         await self._do(self._r.zrem(f"{self.base}slot:{key}", holder))
 
     async def purge(self, now: float) -> int:
-        return int(await self._script("PURGE", repr(now), repr(now - HIT_HORIZON)))
+        gone = 0
+        while True:
+            batch = int(await self._script("PURGE_RECORDS", repr(now), PURGE_BATCH))
+            gone += batch
+            if batch < PURGE_BATCH:
+                break
+        for zsets, names, bound in (
+            ("hits:", "hitkeys", f"({now - HIT_HORIZON!r}"),
+            ("slot:", "slotkeys", repr(now)),
+        ):
+            listed = await self._do(self._members(f"{self.base}{names}"))
+            for start in range(0, len(listed), PURGE_BATCH):
+                chunk = listed[start : start + PURGE_BATCH]
+                gone += int(await self._script("PURGE_TRIM", zsets, names, bound, *chunk))
+        return gone
+
+    async def _members(self, key: str) -> list[bytes]:
+        return [name async for name in self._r.sscan_iter(key, count=PURGE_BATCH)]

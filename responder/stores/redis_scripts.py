@@ -240,24 +240,29 @@ if first[1] == ARGV[3] then return first[4] end
 return first[2]
 """
 
-# ARGV: now, oldest hit time kept. Returns how many records went.
-PURGE = """
+# The purge goes in batches, one short script each, so Redis never stops for long.
+# ARGV: now, batch size. Drops up to that many expired idempotency records; returns how many.
+PURGE_RECORDS = """
 local base = KEYS[1]
-local gone = 0
-local expired = redis.call('ZRANGEBYSCORE', base .. 'idemexp', '-inf', ARGV[1])
+local expired = redis.call('ZRANGEBYSCORE', base .. 'idemexp', '-inf', ARGV[1], 'LIMIT', 0,
+    tonumber(ARGV[2]))
 for _, key in ipairs(expired) do
     redis.call('DEL', base .. 'idem:' .. key)
+    redis.call('ZREM', base .. 'idemexp', key)
 end
-gone = gone + redis.call('ZREMRANGEBYSCORE', base .. 'idemexp', '-inf', ARGV[1])
-for _, key in ipairs(redis.call('SMEMBERS', base .. 'hitkeys')) do
-    local hk = base .. 'hits:' .. key
-    gone = gone + redis.call('ZREMRANGEBYSCORE', hk, '-inf', '(' .. ARGV[2])
-    if redis.call('EXISTS', hk) == 0 then redis.call('SREM', base .. 'hitkeys', key) end
-end
-for _, key in ipairs(redis.call('SMEMBERS', base .. 'slotkeys')) do
-    local sk = base .. 'slot:' .. key
-    gone = gone + redis.call('ZREMRANGEBYSCORE', sk, '-inf', ARGV[1])
-    if redis.call('EXISTS', sk) == 0 then redis.call('SREM', base .. 'slotkeys', key) end
+return #expired
+"""
+
+# ARGV: ZSET prefix ('hits:' or 'slot:'), the set naming them, score bound of what goes
+# ('(' for exclusive), then names. Trims each named ZSET; an emptied one leaves the set.
+# Returns how many entries went.
+PURGE_TRIM = """
+local base = KEYS[1]
+local gone = 0
+for i = 4, #ARGV do
+    local zk = base .. ARGV[1] .. ARGV[i]
+    gone = gone + redis.call('ZREMRANGEBYSCORE', zk, '-inf', ARGV[3])
+    if redis.call('EXISTS', zk) == 0 then redis.call('SREM', base .. ARGV[2], ARGV[i]) end
 end
 return gone
 """

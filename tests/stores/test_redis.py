@@ -11,7 +11,9 @@ import redis.asyncio as aioredis
 from responder.errors import StoreError
 from responder.outbound import Commit, OutboundCall, StoredResponse
 from responder.stores import open_store
-from responder.stores.redis import RedisStore, split_url
+from responder.stores.memory import HIT_HORIZON
+from responder.stores.redis import PURGE_BATCH, RedisStore
+from responder.stores.redis_url import split_url
 from responder.testing.process import free_port
 from responder.testing.redisdb import SERVER, drop_prefix, require_server, scratch_url
 
@@ -132,3 +134,20 @@ async def test_a_cluster_without_the_option_is_named(redis_cluster: str) -> None
             await store.close()
     assert 0 < len(messages) < 12
     assert all("add ?cluster=yes" in m for m in messages)
+
+
+async def test_purge_goes_in_batches_and_leaves_no_empty_keys(url: str) -> None:
+    store = await opened(url)
+    client = aioredis.Redis.from_url(SERVER)
+    try:
+        count = 2 * PURGE_BATCH + 3  # three batches of records, two of hit keys
+        for n in range(count):
+            await store.commit(Commit(f"e{n}", OK, hits=(f"h{n}",), now=float(n), ttl=1.0))
+        await store.take_slot("rate", 5, "a", 10.0, 0.0)
+        assert await store.purge(count + HIT_HORIZON) == 2 * count + 1
+        assert await store.purge(count + HIT_HORIZON) == 0
+        left = [k async for k in client.scan_iter(match=f"{store.base}*")]
+        assert sorted(left) == [f"{store.base}seq".encode()]
+    finally:
+        await client.aclose()
+        await store.close()
