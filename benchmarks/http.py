@@ -7,8 +7,9 @@ a fixed JSON reply), ``responder serve`` on generated rule sets of 10, 1,000 and
 (mostly keywords, some regexes, some for other kinds and channels; the matching rule is the
 last one, with a templated reply) and on the IVR menu example with a fake Hoiio API (its
 own process) taking the outbound ``gather`` blocks; SQLite store, and Redis too when the
-store supports it and a Redis answers at 127.0.0.1:6379 (db 14, emptied first). Every server
-gets the same load (wrk with a Lua script when installed, else an aiohttp load generator):
+store supports it and a Redis answers at RESPONDER_TEST_REDIS (default 127.0.0.1:6379/0,
+under a fresh key prefix, deleted afterwards). Every server gets the same load (wrk with a
+Lua script when installed, else an aiohttp load generator):
 ``--connections`` requests in flight, each body unique (a new message id or IVR session),
 in rounds that visit every server in turn, so drift of the shared machine hits all alike.
 Prints throughput and p50/p99 latency (medians over the rounds), the ratios against bare
@@ -34,6 +35,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -50,7 +52,6 @@ import http_setup  # noqa: E402
 from responder.testing.process import free_port  # noqa: E402
 
 REPO = _HERE.parent
-REDIS_URL = "redis://127.0.0.1:6379/14"
 SIZES = (10, 1000, 10000)
 
 
@@ -131,21 +132,18 @@ def serve_args(rules: Path, store: str) -> list[str]:
     ]
 
 
-def redis_available() -> bool:
-    """Whether the store speaks redis:// and a Redis answers at 127.0.0.1:6379."""
-    from responder.errors import StoreError
-    from responder.stores import open_store
-
+def redis_url() -> str | None:
+    """A fresh key prefix on the Redis at RESPONDER_TEST_REDIS (default 127.0.0.1:6379/0),
+    when the store speaks redis:// and that Redis answers; else None."""
     try:
-        open_store(REDIS_URL)
-    except StoreError:
-        return False
+        from responder.testing.redisdb import require_server, scratch_url
+    except ImportError:  # a responder without the Redis store
+        return None
     try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
-            sock.sendall(b"SELECT 14\r\nFLUSHDB\r\n")
-            return sock.recv(64).startswith(b"+OK")
-    except OSError:
-        return False
+        require_server()
+    except RuntimeError:
+        return None
+    return scratch_url("bench-http")
 
 
 def measure_startup(rules: Path, tmp: Path, runs: int) -> dict[str, float]:
@@ -229,6 +227,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     use_wrk = args.load == "wrk" or (args.load == "auto" and http_load.have_wrk())
     tmp = Path(tempfile.mkdtemp(prefix="responder-http-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
+    redis: str | None = None
     try:
         for size in SIZES:
             http_setup.write_rules(tmp / f"rules-{size}", size)
@@ -243,8 +242,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         procs.append(fake_proc)
         stores = {"sqlite": "sqlite:///{db}"}
-        if redis_available():
-            stores["redis"] = REDIS_URL
+        redis = redis_url()
+        if redis is not None:
+            stores["redis"] = redis
         ivr_env = {
             "HOIIO_APP_ID": "bench",
             "HOIIO_ACCESS_TOKEN": "bench",
@@ -296,6 +296,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"--- {log.name}:\n{log.read_text(errors='replace')[-2000:]}", file=sys.stderr)
         raise
     finally:
+        if redis is not None:
+            from responder.testing.redisdb import drop_prefix
+
+            drop_prefix(redis.rsplit("prefix=", 1)[1])
         for proc in procs:
             proc.terminate()
         for proc in procs:
@@ -376,6 +380,8 @@ def main() -> None:
     parser.add_argument("--startup-runs", type=int, default=3)
     parser.add_argument("--load", choices=["auto", "wrk", "python"], default="auto")
     args = parser.parse_args()
+    # Stopped with SIGTERM: still stop the servers and remove the scratch data.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.quick:
         args.seconds, args.rounds, args.startup_runs = 2.0, 1, 1
     summary = run(args)

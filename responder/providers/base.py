@@ -88,6 +88,11 @@ def decode(raw: bytes) -> str:
 
 
 def _pairs(raw: bytes) -> list[tuple[str, str]]:
+    try:
+        # The common case, in one pass: the body and every percent-escaped run are UTF-8.
+        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        pass
     # Latin-1 maps every byte to one character and back, so percent-decoded bytes survive
     # intact and decode() can apply the UTF-8-else-Latin-1 rule to each value on its own.
     text = raw.decode("latin-1")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from responder.errors import BadRequest
 from responder.providers import PROVIDERS
@@ -14,6 +17,7 @@ from responder.providers.base import (
     MAX_PARAMS,
     HttpReply,
     WebhookRequest,
+    _pairs,
     body_hash,
     decode,
     first,
@@ -314,3 +318,19 @@ def test_registry() -> None:
     assert isinstance(PROVIDERS["textit"], TextItProvider)
     assert isinstance(PROVIDERS["hoiio"], HoiioProvider)
     assert all(provider.name == name for name, provider in PROVIDERS.items())
+
+
+def _pairs_by_value(raw: bytes) -> list[tuple[str, str]]:
+    """Every key and value decoded on its own: UTF-8, else Latin-1."""
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+    return [(decode(k.encode("latin-1")), decode(v.encode("latin-1"))) for k, v in pairs]
+
+
+FORM_PIECES = [b"a", b"=", b"&", b"%", b"%C3", b"%A9", b"\xc3", b"\xa9", b"+", b"%2B", b";"]
+FORM_PIECES += [b"%E2%82%AC", b"\xe2\x82\xac", b"%zz", b"\xff", b"%FF", b"text", b"%00"]
+
+
+@given(st.lists(st.sampled_from(FORM_PIECES), max_size=12).map(b"".join))
+def test_form_bodies_decode_each_value_utf8_else_latin1(raw: bytes) -> None:
+    # The one-pass UTF-8 reading of a whole body gives what decoding value by value gives.
+    assert _pairs(raw) == _pairs_by_value(raw)
