@@ -452,8 +452,11 @@ class TemplateSpec(Spec):
                 return ctx.error(
                     line, path, f"text is {len(source)} characters; the limit is {self.max_len}"
                 )
-        elif (least := ctx.templates.least_output(source)) > self.max_len:
-            # The literal text alone is over the limit, whatever the {{ }} parts render to.
+        elif len(source) > self.max_len and (
+            (least := ctx.templates.least_output(source)) > self.max_len
+        ):
+            # The literal text alone is over the limit, whatever the {{ }} parts render to
+            # (it is never longer than the source: short sources are not parsed for it).
             return ctx.error(
                 line,
                 path,
