@@ -114,9 +114,12 @@ def describe(fields: dict[str, Any]) -> str:
     head = f"{fields['channel']} {fields['kind']} from {who}"
     if fields.get("duplicate"):
         return f"{head}: retried delivery answered with the stored response"
-    matched = fields.get("matched") or ["none"]
+    matched = fields.get("matched")
+    rules = f"rules {matched}" if matched else "no rule matched"
     effects = fields.get("effects") or {}
     calls = len(effects.get("calls") or ())
     tail = " (a concurrent delivery answered first)" if fields.get("concurrent_duplicate") else ""
     replied = ", replied" if effects.get("reply") else ""
-    return f"{head}: rules {matched}{replied}, {calls} call(s){tail}"
+    errors = len(fields.get("errors") or ())
+    failed = f", {errors} error(s)" if errors else ""
+    return f"{head}: {rules}{replied}, {calls} call(s){failed}{tail}"

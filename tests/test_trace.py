@@ -12,6 +12,7 @@ import pytest
 
 from responder.logs import JsonFormatter, TraceFilter
 from responder.testing.fakes import FakeProvider
+from responder.trace import describe
 from tests.conftest import REPO, wait_for, write_rules
 
 RULES = """
@@ -126,3 +127,27 @@ async def test_refused_and_unknown_requests_carry_a_trace_id_too(
     resp = await client.post("/webhooks/nope", headers={"X-Request-Id": "lb-0123456789"})
     assert resp.status == 404
     assert resp.headers["X-Trace-Id"] == "lb-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"matched": [], "effects": {}},
+            "textit flow.step from +6591234567: no rule matched, 0 call(s)",
+        ),
+        (
+            {"matched": ["none"], "effects": {"reply": {"text": "x"}}},
+            "textit flow.step from +6591234567: rules ['none'], replied, 0 call(s)",
+        ),
+        (
+            {"matched": [], "errors": ["dialogue: no public URL"], "effects": {"calls": [{}]}},
+            "textit flow.step from +6591234567: no rule matched, 1 call(s), 1 error(s)",
+        ),
+    ],
+)
+def test_the_one_line_message_tells_no_match_from_a_rule_named_none(
+    fields: dict[str, Any], message: str
+) -> None:
+    base = {"channel": "textit", "kind": "flow.step", "contact": "+6591234567"}
+    assert describe({**base, **fields}) == message
