@@ -134,6 +134,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before a command has its own handling (while rules load, say).
+        print("responder: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # The reader went away (`responder schema | head`): stop quietly, like other tools.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import errno
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -68,3 +70,20 @@ def test_a_reader_that_goes_away_gets_no_traceback() -> None:
         proc.wait(timeout=60)
     assert "Traceback" not in err
     assert "BrokenPipeError" not in err
+
+
+def test_ctrl_c_is_not_a_traceback() -> None:
+    # `explain` reads its log from standard input: it waits there until interrupted.
+    with subprocess.Popen(
+        [sys.executable, "-m", "responder", "explain", "--contact", "+6591234567"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        time.sleep(3)  # past the interpreter's start-up, into the command
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert "responder: interrupted" in err
