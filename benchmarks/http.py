@@ -11,7 +11,8 @@ store supports it and a Redis answers at RESPONDER_TEST_REDIS (default 127.0.0.1
 under a fresh key prefix, deleted afterwards). Every server gets the same load (wrk with a
 Lua script when installed, else an aiohttp load generator):
 ``--connections`` requests in flight, each body unique (a new message id or IVR session),
-in rounds that visit every server in turn, so drift of the shared machine hits all alike.
+in rounds that visit every server in turn (every other round backwards), so drift of the
+shared machine hits all alike.
 Prints throughput and p50/p99 latency (medians over the rounds), the ratios against bare
 aiohttp and against 10 rules, the start-up time with 10,000 rules (process start to /healthz
 answering, and the rule load alone) and whether the targets are met. ``--json`` prints the
@@ -299,7 +300,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             load(target, 1, args.connections, use_wrk, f"w{target.name}")
             target.results.clear()
         for round_ in range(args.rounds):
-            for target in targets:
+            # Every other round backwards: no server always follows the same one.
+            for target in targets if round_ % 2 == 0 else targets[::-1]:
                 print(f"round {round_ + 1}/{args.rounds}: {target.name}", file=sys.stderr)
                 load(target, args.seconds, args.connections, use_wrk, f"r{round_}{target.name}")
         return summarise(args, targets, startup, use_wrk)

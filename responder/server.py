@@ -185,16 +185,14 @@ async def _webhook(
     app_state = _verified_state(app, event)
     key = provider.idempotency_key(event, wreq)
     store = app[STORE]
-    stored = await store.get_response(key)
-    if stored is None:
-        async with app[LOCKS].hold(conversation_key(event)):
-            stored = await store.get_response(key)
-            if stored is None:
-                stored = await _process(app, event, key, app_state, started)
-            else:
-                _duplicate(app, event, key, started)
-    else:
-        _duplicate(app, event, key, started)
+    # One read, under the conversation's lock: most webhooks are new, and a copy arriving
+    # while the first is handled waits for its stored response.
+    async with app[LOCKS].hold(conversation_key(event)):
+        stored = await store.get_response(key)
+        if stored is None:
+            stored = await _process(app, event, key, app_state, started)
+        else:
+            _duplicate(app, event, key, started)
     return web.Response(
         status=stored.status, body=stored.body, headers={"Content-Type": stored.content_type}
     )
