@@ -92,7 +92,10 @@ class Record:
     @classmethod
     def from_json(cls, line: str) -> Record:
         """Parse one line; ValueError when it is not a record."""
-        data = json.loads(line)
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -192,3 +193,25 @@ def test_check_needs_a_path(capsys: pytest.CaptureFixture[str]) -> None:
         main(["check"])
     assert exc.value.code == 2
     assert "PATH" in capsys.readouterr().err
+
+
+def test_a_broken_link_in_a_rule_directory_is_reported(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "ok.yaml").write_text("rules: [{name: a, on: sms.received, reply: {text: hi}}]\n")
+    (tmp_path / "gone.yaml").symlink_to(tmp_path / "moved-away.yaml")
+    code, out, _ = run_check(capsys, tmp_path)
+    assert code == 1
+    assert parse(out) == [
+        (str(tmp_path / "gone.yaml"), 0, "broken link: the file it points to does not exist")
+    ]
+
+
+def test_a_path_that_is_not_a_file_is_reported(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fifo = tmp_path / "rules.yaml"
+    os.mkfifo(fifo)
+    code, out, _ = run_check(capsys, fifo)
+    assert code == 1
+    assert parse(out) == [(str(fifo), 0, "not a regular file or directory")]

@@ -186,7 +186,7 @@ def test_bad_lines_are_skipped_and_the_rest_replayed(
     log.write_text("garbage\n" + textit(1, T0, text="hours").to_json() + "\n")
     assert main(["replay", str(log), "--rules", str(good), "--old", str(good)]) == 0
     captured = capsys.readouterr()
-    assert f"skipped {log}:1:" in captured.err
+    assert f"skipped {log}:1: not JSON (Expecting value at column 1)" in captured.err
     assert "1 event(s) replayed" in captured.out
 
 

@@ -31,16 +31,25 @@ def rule_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(
+            candidates = [
                 p
                 for p in path.rglob("*")
-                if p.suffix in SUFFIXES and not p.name.endswith(TRANSCRIPT_SUFFIXES) and p.is_file()
+                if p.suffix in SUFFIXES and not p.name.endswith(TRANSCRIPT_SUFFIXES)
+            ]
+            found = sorted(p for p in candidates if p.is_file())
+            # A link to a file that is gone would otherwise drop its rules without a word.
+            problems.extend(
+                Problem(str(p), 0, "broken link: the file it points to does not exist")
+                for p in candidates
+                if p.is_symlink() and not p.exists()
             )
             if not found:
                 problems.append(Problem(str(path), 0, "no .yaml or .yml rule files here"))
             files.extend(found)
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            problems.append(Problem(str(path), 0, "not a regular file or directory"))
         else:
             problems.append(Problem(str(path), 0, "no such file or directory"))
     return files, problems
