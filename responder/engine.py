@@ -30,7 +30,7 @@ from responder.dialogues.machine import StepError
 from responder.dialogues.runner import ENDED_KINDS, Env, Runner, Step
 from responder.events import Event
 from responder.guard import TIMEOUT_KIND, Guard
-from responder.outbound import OutboundCall
+from responder.outbound import HitLimit, OutboundCall
 from responder.rules.model import Http, Rule, RuleSet, Sms
 from responder.stores.base import Store
 from responder.templates import Template, TemplateError
@@ -56,6 +56,7 @@ class Outcome:
     exempt: bool = False  # STOP/START/HELP confirmations: only the loop guard applies
     # (dialogue, state left, state entered) of a dialogue step; "(start)" for a new one
     transition: tuple[str, str, str] | None = None
+    limits: tuple[HitLimit, ...] = ()  # the limits ``hits`` were counted against
 
 
 NOTHING = Outcome()
@@ -396,6 +397,7 @@ class Engine:
             variables=prefix.variables if prefix else None,
             calls=tuple(calls),
             hits=prefix.hits if prefix else (),
+            limits=prefix.limits if prefix else (),
             matched=(prefix.matched if prefix else ())
             + (f"dialogue:{step.conversation.dialogue}",),
             limited=prefix.limited if prefix else (),
@@ -469,6 +471,7 @@ class Engine:
         variables: dict[str, Any] | None = None
         calls: list[OutboundCall] = []
         hits: list[str] = []
+        limits: list[HitLimit] = []
         matched: list[str] = []
         limited: list[str] = []
         errors: list[str] = []
@@ -491,11 +494,13 @@ class Engine:
                     log.info("rule %r limited for %s", rule.name, event.contact)
                     continue
                 hits.append(limit_key)
+                limits.append(HitLimit(limit_key, now_ts - rule.limit.every, rule.limit.count))
             try:
                 produced = self._run(rule, event, key, captures, context(), len(calls))
             except TemplateError as exc:
                 if rule.limit is not None:
                     hits.pop()
+                    limits.pop()
                 errors.append(f"rule {rule.name!r}: {exc}")
                 log.error("rule %r: template failed: %s", rule.name, exc)
                 break
@@ -526,6 +531,7 @@ class Engine:
                 tuple(matched),
                 tuple(limited),
                 tuple(errors),
+                limits=tuple(limits),
             )
             env = Env(event, key, now_ts, scope, context(), len(calls))
             captured = start[1]
@@ -551,6 +557,7 @@ class Engine:
                 tuple(matched),
                 tuple(limited),
                 tuple(errors),
+                limits=tuple(limits),
             ),
             reply_rule,
         )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from responder.compliance import Compliance, defer, event_contact, recipient
 from responder.conversations import TimerWrite
 from responder.events import Event
-from responder.outbound import OutboundCall
+from responder.outbound import HitLimit, OutboundCall
 from responder.stores.base import Store
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class Guard:
                 counts[number] = counts.get(number, 0) + 1
         over: set[str] = set()
         hits: list[str] = []
+        limits: list[HitLimit] = []
         for key, count in counts.items():
             if cap is not None:
                 sent = await self.store.count_hits(f"cap:{key}", now - cap.every)
@@ -93,8 +94,10 @@ class Guard:
                     over.add(key)
                     continue
                 hits.append(f"loop:{key}")
+                limits.append(HitLimit(f"loop:{key}", now - guard.every, guard.count))
             if cap is not None:
                 hits.extend([f"cap:{key}"] * count)
+                limits.append(HitLimit(f"cap:{key}", now - cap.every, cap.count))
         if reply_to in over:
             reply_text = None
         for call, number in targets:
@@ -127,7 +130,11 @@ class Guard:
                 call = defer(call, quiet_end)
             calls.append(call)
         result = replace(
-            outcome, reply_text=reply_text, calls=tuple(calls), hits=outcome.hits + tuple(hits)
+            outcome,
+            reply_text=reply_text,
+            calls=tuple(calls),
+            hits=outcome.hits + tuple(hits),
+            limits=outcome.limits + tuple(limits),
         )
         return _end_undialled(result, outcome.calls, dropped, now)
 

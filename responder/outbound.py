@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -48,11 +49,23 @@ class StoredResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class HitLimit:
+    """A limit the commit must still respect: at most ``most`` hits of ``key`` since ``since``,
+    this commit's own hits included. Checked when writing, so a limit decided on a count that
+    another process has raised meanwhile fails the commit (ConflictError) instead of passing."""
+
+    key: str
+    since: float
+    most: int
+
+
+@dataclass(frozen=True, slots=True)
 class Commit:
     """Everything one webhook changes, written together or not at all.
 
     ``conversation`` is written only if the stored one still has ``expected_version``
-    (0: there is none yet); otherwise the commit fails with ConflictError.
+    (0: there is none yet), and ``hits`` only while every one of ``limits`` holds; otherwise
+    the commit fails with ConflictError.
     """
 
     key: str
@@ -65,6 +78,14 @@ class Commit:
     expected_version: int = 0
     timer: TimerWrite | None = None
     opt_outs: tuple[tuple[str, bool], ...] = ()  # (contact key, opted out) to record
+    limits: tuple[HitLimit, ...] = ()
+
+    def over_limit(self, count_hits: Callable[[str, float], int]) -> HitLimit | None:
+        """The first limit this commit would break, given a count of the hits stored."""
+        for limit in self.limits:
+            if count_hits(limit.key, limit.since) + self.hits.count(limit.key) > limit.most:
+                return limit
+        return None
 
 
 @dataclass(frozen=True, slots=True)

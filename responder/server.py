@@ -285,13 +285,15 @@ async def _process(
             outcome.expected_version,
             outcome.timer,
             outcome.opt_outs,
+            outcome.limits,
         )
         try:
             stored, fresh = await app[STORE].commit(commit)
             committed = time.perf_counter()
             break
         except ConflictError as exc:
-            # Another process moved the conversation on: decide again from its new state.
+            # Another process moved the conversation on, or used up a limit this decision
+            # counted on: decide again from the new state.
             log.info("conflict on %s (attempt %d): %s", key, attempt, exc)
     else:
         raise StoreError(f"conversation kept changing under {key}; gave up")

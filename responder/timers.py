@@ -78,6 +78,7 @@ class TimerWorker:
                     conversation=outcome.conversation,
                     expected_version=outcome.expected_version,
                     timer=outcome.timer,
+                    limits=outcome.limits,
                 )
                 _, fresh = await self.store.commit(commit)
             except ConflictError as exc:

@@ -80,6 +80,9 @@ class MemoryStore:
             conversation = Conversation.from_json(
                 commit.conversation.with_version(version + 1).to_json()
             )
+        over = commit.over_limit(self._hits_since)
+        if over is not None:
+            raise ConflictError(f"limit {over.key!r} reached meanwhile (at most {over.most})")
         self._responses[commit.key] = (commit.response, commit.now + commit.ttl)
         for call in calls:
             if call.key not in self._outbox:
@@ -134,6 +137,9 @@ class MemoryStore:
         )
 
     async def count_hits(self, key: str, since: float) -> int:
+        return self._hits_since(key, since)
+
+    def _hits_since(self, key: str, since: float) -> int:
         times = self._hits.get(key, [])
         return len(times) - bisect.bisect_left(times, since)
 

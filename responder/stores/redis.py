@@ -162,6 +162,9 @@ class RedisStore:
         opts: list[object] = []
         for contact, opted in commit.opt_outs:
             opts += [contact, "1" if opted else "0"]
+        limits: list[object] = []
+        for limit in commit.limits:
+            limits += [limit.key, repr(limit.since), limit.most - commit.hits.count(limit.key)]
         result = await self._script(
             "COMMIT",
             commit.key,
@@ -179,12 +182,16 @@ class RedisStore:
             len(commit.calls),
             len(commit.hits),
             len(commit.opt_outs),
+            len(commit.limits),
             *calls,
             *commit.hits,
             *opts,
+            *limits,
         )
         if result[0] == 0:
             return _unpack(result[1]), False
+        if result[0] == 3:
+            raise ConflictError(f"limit {result[1].decode()!r} reached meanwhile")
         if result[0] == 2:
             assert conv is not None
             raise ConflictError(

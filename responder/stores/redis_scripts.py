@@ -48,10 +48,11 @@ end
 # ARGV: idempotency key, response blob, ttl ms, now, expires,
 #   conversation key ('' for none), data, status, expected version,
 #   timer key ('' for none), timer due ('' clears), timer seq,
-#   #calls, #hits, #opt-outs, then 5 per call (key, payload, lane, prio, next_at),
-#   one per hit, 2 per opt-out (contact, '1' or '0').
+#   #calls, #hits, #opt-outs, #limits, then 5 per call (key, payload, lane, prio, next_at),
+#   one per hit, 2 per opt-out (contact, '1' or '0'), 3 per limit (hit key, window start,
+#   how many hits may be stored already).
 # Returns {0, stored blob} when the key is taken, {2, version} on a version conflict,
-# {1} when written.
+# {3, hit key} when a limit would be broken, {1} when written.
 COMMIT = (
     OUTBOX_LIB
     + """
@@ -66,10 +67,16 @@ if conv ~= '' then
     version = tonumber(redis.call('HGET', ck, 'version') or '0')
     if version ~= tonumber(ARGV[9]) then return {2, version} end
 end
+local ncalls, nhits, nopts = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
+local l = 17 + 5 * ncalls + nhits + 2 * nopts
+for _ = 1, tonumber(ARGV[16]) do
+    local stored_hits = redis.call('ZCOUNT', base .. 'hits:' .. ARGV[l], ARGV[l + 1], '+inf')
+    if stored_hits > tonumber(ARGV[l + 2]) then return {3, ARGV[l]} end
+    l = l + 3
+end
 redis.call('SET', idem, ARGV[2], 'NX', 'PX', ARGV[3])
 redis.call('ZADD', base .. 'idemexp', ARGV[5], ARGV[1])
-local ncalls, nhits, nopts = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local i = 16
+local i = 17
 for _ = 1, ncalls do
     local key, payload, lane, prio, next_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
         ARGV[i + 4]

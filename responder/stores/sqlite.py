@@ -148,6 +148,15 @@ def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredRespons
     ).fetchone()
     if row:
         return StoredResponse(row[0], row[1], bytes(row[2])), False
+    over = commit.over_limit(
+        lambda key, since: int(
+            db.execute(
+                "SELECT COUNT(*) FROM hits WHERE key = ? AND at >= ?", (key, since)
+            ).fetchone()[0]
+        )
+    )
+    if over is not None:
+        raise ConflictError(f"limit {over.key!r} reached meanwhile (at most {over.most})")
     r = commit.response
     db.execute(
         "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",

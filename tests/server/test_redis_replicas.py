@@ -242,6 +242,31 @@ async def test_messages_racing_on_three_replicas_lose_no_update(
     assert (conversation.vars["n"], conversation.version) == ("30", 31)
 
 
+async def test_missed_calls_racing_on_three_replicas_get_one_reply_per_window(
+    tmp_path: Path, redis_url: str
+) -> None:
+    async with (
+        replicas(3, REPO / "examples" / "missed-call", redis_url, {}, tmp_path) as rs,
+        aiohttp.ClientSession() as http,
+    ):
+
+        async def missed(n: int, replica: ServeProcess) -> bytes:
+            form = {"event": "mo_miss", "call": str(n), "relayer": "5", "phone": CALLER}
+            for _ in range(20):  # a 503 is delivered again, unchanged, as TextIt does
+                async with http.post(f"{replica.url}/webhooks/textit", data=form) as resp:
+                    if resp.status == 200:
+                        return await resp.read()
+                    assert resp.status == 503, await resp.text()
+            raise AssertionError(f"missed call {n} never got through")
+
+        # Twelve different missed calls of one caller at once, four on each replica.
+        answers = await asyncio.gather(*(missed(n, rs[n % 3]) for n in range(12)))
+
+    # `limit: {per_contact: 1, every: 6h}` holds across replicas: one reply, eleven silences.
+    assert sum(1 for a in answers if a) == 1
+    assert sum(1 for a in answers if not a) == 11
+
+
 async def claimed_now(redis_url: str) -> set[str]:
     """Keys of the outbox items held under a lease right now (the layout redis_scripts names:
     an offered item's score is its due time, a claimed one's the end of its lease)."""

@@ -15,7 +15,7 @@ import pytest
 
 from responder.conversations import ConflictError, Conversation, Timer, TimerWrite
 from responder.errors import StoreError
-from responder.outbound import Commit, OutboundCall, OutboxItem, StoredResponse
+from responder.outbound import Commit, HitLimit, OutboundCall, OutboxItem, StoredResponse
 from responder.stores import open_store
 from responder.stores.base import Depth, Store
 from responder.stores.memory import HIT_HORIZON, MemoryStore
@@ -446,6 +446,38 @@ async def test_purge_drops_hits_beyond_the_horizon(store: Store) -> None:
     assert await store.count_hits("limit:a", 0.0) == 2
     assert await store.purge(1500.0 + HIT_HORIZON) == 1
     assert await store.count_hits("limit:a", 0.0) == 1
+
+
+# -- limits checked at commit -----------------------------------------------------------------
+
+
+async def test_a_commit_past_a_limit_fails_and_writes_nothing(store: Store) -> None:
+    once = (HitLimit("limit:a", 100.0, 1),)
+    await store.commit(Commit("l1", OK, hits=("limit:a",), now=100.0, limits=once))
+    late = Commit("l2", OTHER, (call("l2#0"),), ("limit:a", "x"), now=101.0, limits=once)
+    with pytest.raises(ConflictError, match="limit:a"):
+        await store.commit(late)
+    assert await store.get_response("l2") is None
+    assert await store.outbox() == []
+    assert (await store.count_hits("limit:a", 0.0), await store.count_hits("x", 0.0)) == (1, 0)
+    # Hits before the window do not count; a commit's own hits do.
+    assert await store.commit(
+        Commit("l3", OK, hits=("limit:a",), now=300.0, limits=(HitLimit("limit:a", 200.0, 1),))
+    ) == (OK, True)
+    two = Commit("l4", OK, hits=("cap:b", "cap:b"), now=300.0, limits=(HitLimit("cap:b", 0.0, 1),))
+    with pytest.raises(ConflictError):
+        await store.commit(two)
+
+
+async def test_racing_commits_under_one_limit_have_one_winner(store: Store) -> None:
+    commits = [
+        Commit(f"r{i}", OK, hits=("limit:r",), now=50.0, limits=(HitLimit("limit:r", 0.0, 1),))
+        for i in range(20)
+    ]
+    results = await asyncio.gather(*(store.commit(c) for c in commits), return_exceptions=True)
+    assert sum(1 for r in results if not isinstance(r, BaseException)) == 1
+    assert all(isinstance(r, ConflictError) for r in results if isinstance(r, BaseException))
+    assert await store.count_hits("limit:r", 0.0) == 1
 
 
 # -- conversations, timers, opt-outs, secrets -----------------------------------------------
