@@ -44,6 +44,9 @@ def words(text: str) -> list[str]:
     """Words of ``text``, case-folded, with punctuation stripped from their edges."""
     out = []
     for raw in text.split():
+        if (raw[0].isalnum() or raw[0] == "_") and (raw[-1].isalnum() or raw[-1] == "_"):
+            out.append(raw.casefold())  # nothing to strip: the usual word, without a regex
+            continue
         word = _EDGE_PUNCT.sub("", raw).casefold()
         if word:
             out.append(word)

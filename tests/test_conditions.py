@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,6 +10,8 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from responder.conditions import (
     AllOf,
@@ -746,3 +749,14 @@ def test_empty_when_matches_everything(tmp_path: Path) -> None:
 def test_bad_combinators(tmp_path: Path, when: str, fragment: str) -> None:
     [message] = when_problems(tmp_path, when)
     assert fragment in message
+
+
+def _words_by_regex(text: str) -> list[str]:
+    edges = re.compile(r"^\W+|\W+$")
+    return [w for w in (edges.sub("", raw).casefold() for raw in text.split()) if w]
+
+
+@given(st.text())
+def test_words_strip_punctuation_like_the_regex_does(text: str) -> None:
+    # words() skips the regex for words that start and end with a word character.
+    assert words(text) == _words_by_regex(text)
