@@ -22,23 +22,37 @@ def open_store(url: str) -> Store:
             raise StoreError(f"store URL {url!r} names no database file")
         return SqliteStore(path)
     if url.startswith(("redis://", "rediss://")):
-        _check_port(url)
+        _check_redis_url(url)
         return RedisStore(url)
     raise StoreError(
-        f"unsupported store URL {url!r} (use memory://, sqlite:///path.db or redis://host:port/db)"
+        f"unsupported store URL {_without_password(url)!r} "
+        "(use memory://, sqlite:///path.db or redis://host:port/db)"
     )
 
 
-def _check_port(url: str) -> None:
-    """A malformed port is named plainly (the URL may hold a password: it is not repeated)."""
+def _check_redis_url(url: str) -> None:
+    """A malformed port or database is named plainly (redis-py would quietly use db 0);
+    the URL may hold a password, so it is not repeated."""
     parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
     try:
         _ = parts.port
     except ValueError:
-        netloc = parts.netloc.rpartition("@")[2]
         raise StoreError(
             f"store URL for Redis has a malformed host:port {netloc!r} (write redis://host:6379/0)"
         ) from None
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise StoreError(
+            f"store URL for Redis names database {db!r}: it must be a number "
+            "(write redis://host:6379/0)"
+        )
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{path}"
 
 
 __all__ = ["Store", "open_store"]

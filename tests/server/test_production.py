@@ -134,7 +134,8 @@ def test_a_store_whose_directory_cannot_be_made(tmp_path: Path) -> None:
     ("store", "message"),
     [
         ("redis://:pw@localhost:notaport/0", "malformed host:port 'localhost:notaport'"),
-        ("postgres://db/x", "unsupported store URL"),
+        ("postgres://u:pw@db/x", "unsupported store URL 'postgres://db/x'"),
+        ("redis://:pw@localhost:6379/abc", "names database 'abc': it must be a number"),
         ("sqlite:///", "names no database file"),
     ],
 )
