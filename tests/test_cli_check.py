@@ -215,3 +215,20 @@ def test_a_path_that_is_not_a_file_is_reported(
     code, out, _ = run_check(capsys, fifo)
     assert code == 1
     assert parse(out) == [(str(fifo), 0, "not a regular file or directory")]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every directory")
+def test_an_unreadable_directory_is_reported_not_skipped(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "ok.yaml").write_text("rules: [{name: a, on: sms.received, reply: {text: hi}}]\n")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "more.yaml").write_text("rules: []\n")
+    locked.chmod(0)
+    try:
+        code, out, _ = run_check(capsys, tmp_path)
+    finally:
+        locked.chmod(0o755)
+    assert code == 1
+    assert parse(out) == [(str(locked), 0, "cannot read this directory: Permission denied")]

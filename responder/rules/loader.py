@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -43,7 +44,9 @@ def rule_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
                 for p in candidates
                 if p.is_symlink() and not p.exists()
             )
-            if not found:
+            unreadable = _unreadable_directories(path)
+            problems.extend(unreadable)
+            if not found and not unreadable:
                 problems.append(Problem(str(path), 0, "no .yaml or .yml rule files here"))
             files.extend(found)
         elif path.is_file():
@@ -53,6 +56,19 @@ def rule_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
         else:
             problems.append(Problem(str(path), 0, "no such file or directory"))
     return files, problems
+
+
+def _unreadable_directories(root: Path) -> list[Problem]:
+    """Directories under ``root`` that cannot be listed (``rglob`` skips them in silence)."""
+    problems: list[Problem] = []
+
+    def note(exc: OSError) -> None:
+        where = exc.filename or str(root)
+        problems.append(Problem(str(where), 0, f"cannot read this directory: {exc.strerror}"))
+
+    for _ in os.walk(root, onerror=note):
+        pass
+    return problems
 
 
 def load_rules(paths: Iterable[str | Path], templates: Templates | None = None) -> RuleSet:
