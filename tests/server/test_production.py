@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,19 +203,27 @@ async def test_ivr_dialogues_without_a_public_url_warn_and_hang_up(
     ]
 
 
-async def post_many(url: str, count: int, first: int = 0) -> list[int | str]:
+async def post_many(
+    url: str, count: int, answered: asyncio.Event | None = None, after: int = 0
+) -> list[int | str]:
+    """POST ``count`` SMS webhooks at once; ``answered`` is set after ``after`` answers."""
+    done = 0
     async with aiohttp.ClientSession() as http:
 
         async def one(i: int) -> int | str:
+            nonlocal done
             data = {"event": "mo_sms", "sms": str(i), "phone": f"+659{i:07d}", "text": "x"}
             try:
                 async with http.post(f"{url}/webhooks/textit", data=data) as resp:
                     await resp.read()
+                    done += 1
+                    if answered is not None and done >= after:
+                        answered.set()
                     return resp.status
             except aiohttp.ClientError as exc:
                 return type(exc).__name__
 
-        return list(await asyncio.gather(*(one(i) for i in range(first, first + count))))
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
 async def test_sigterm_under_load_exits_0_and_answers_every_request_it_took(
@@ -223,18 +232,22 @@ async def test_sigterm_under_load_exits_0_and_answers_every_request_it_took(
     rules = write_rules(tmp_path / "rules", RULES)
     args = ["--rules", str(rules), "--store", f"sqlite:///{tmp_path / 'db'}"]
     server = await ServeProcess(args, {}, tmp_path / "log").start()
-    sending = asyncio.create_task(post_many(server.url, 300))
-    await asyncio.sleep(0.2)
+    some_answered = asyncio.Event()
+    sending = asyncio.create_task(post_many(server.url, 1000, some_answered, after=100))
+    await asyncio.wait_for(some_answered.wait(), 60)
     server.signal(signal.SIGTERM)
+    signalled = time.monotonic()
     assert await server.stop() == 0
+    stopped = time.monotonic() - signalled
     results = await sending
     answered = Counter(results)[200]
+    print(f"SIGTERM under load: exit 0 after {stopped * 1000:.0f} ms; {dict(Counter(results))}")
     assert answered > 0
     assert set(results) <= {200, "ClientConnectorError", "ServerDisconnectedError", "ClientOSError"}
-    # Every answered webhook was committed: after a restart on the same file, the same 300
+    # Every answered webhook was committed: after a restart on the same file, the same 1,000
     # deliveries are answered again, the answered ones from the store without a new reply.
     async with ServeProcess(args, {}, tmp_path / "log2") as again:
-        assert set(await post_many(again.url, 300)) == {200}
+        assert set(await post_many(again.url, 1000)) == {200}
     duplicates = again.output().count("retried delivery answered with the stored response")
     assert duplicates == answered
     assert "Traceback" not in server.output()
