@@ -106,7 +106,7 @@ class _TooBig(Exception):
 
 def load(text: str, file: str) -> tuple[Any, list[Problem]]:
     """Parse one YAML document into located values; syntax errors become problems."""
-    if _FastLoader is not None:
+    if _FastLoader is not None and not _UNUSUAL.search(text):
         value, problems = _load(_fast_loader(text), file)
         if not problems:
             return value, problems
@@ -145,6 +145,11 @@ def _load(loader: Any, file: str) -> tuple[Any, list[Problem]]:
 
 
 _STR: Final = "tag:yaml.org,2002:str"
+# Where libyaml and PyYAML part ways (libyaml takes a tab after a value, a byte order mark
+# inside the text...): texts with any of these characters are read by PyYAML alone.
+_UNUSUAL: Final = re.compile(
+    "[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]"
+)
 
 
 class _Converter:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from responder.errors import Problem
+from responder.rules import yamlnodes
 from responder.rules.yamlnodes import MAX_DEPTH, MAX_NODES, LMap, LSeq, line_of, load
+from tests.conftest import REPO
 
 
 def test_lines_of_mappings_keys_and_items() -> None:
@@ -176,3 +181,47 @@ def test_empty_documents() -> None:
     assert load("", "f") == (None, [])
     assert load("# only a comment\n", "f") == (None, [])
     assert load("---\n", "f") == (None, [])
+
+
+def _located(value: object) -> object:
+    """A loaded value with its line marks spelled out, to compare two loads."""
+    if isinstance(value, LMap):
+        return ("map", value.line, value.key_lines, {k: _located(v) for k, v in value.items()})
+    if isinstance(value, LSeq):
+        return ("seq", value.line, value.item_lines, [_located(v) for v in value])
+    return value
+
+
+def _pure(text: str) -> tuple[object, list[str]]:
+    value, problems = yamlnodes._load(yamlnodes.RulesLoader(text), "f.yaml")
+    return _located(value), [str(p) for p in problems]
+
+
+YAML_FILES = sorted(
+    p
+    for root in (REPO / "tests" / "data", REPO / "examples", REPO / "rules")
+    for p in root.rglob("*.y*ml")
+)
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_libyaml_reads_every_file_as_the_pure_python_parser_does(path: Path) -> None:
+    text = path.read_text(errors="replace")
+    value, problems = load(text, "f.yaml")
+    assert (_located(value), [str(p) for p in problems]) == _pure(text)
+
+
+PIECES = ["a: 1\n", "- x\n", "  b: [1, 2]\n", "c: {d: e}\n", "'q'", '"\\u00e9 \\x41"', ": ", "\t"]
+PIECES += ["&a ", "*a", "<<: *a\n", "!!int x", "# c\n", "---\n", "...\n", "? k\n", "|\n  t\n"]
+PIECES += [">-\n  f\n", "k: 'it''s'\n", "%YAML 1.1\n", "- - y\n", "  ", "\n", "on: [x,\n", "]"]
+PIECES += ["e: 007\n", "f: 1:30\n", "g: 2024-02-30\n", "h: .inf\n", "i: ~\n", "j: yes\n", "\ufeff"]
+PIECES += ["[a, b", "{a: [", "- ? x\n", "!x y", "a:b\n", "'open", '"\\q"', "x: |+\n\n", "@"]
+PIECES += ["- >\n a\n b\n", "`", "%", "k: v #c\n", "a: b: c\n", " - x\n", "- a\n - b\n", "\r\n"]
+PIECES += ['k: "a\\\n  b"\n', "- {x: 1, x: 2}\n", "l: &m {n: 1}\n", "o: *m\n", ",", "{", "\x85"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=10).map("".join))
+def test_libyaml_and_the_pure_python_parser_agree(text: str) -> None:
+    value, problems = load(text, "f.yaml")
+    assert (_located(value), [str(p) for p in problems]) == _pure(text)
