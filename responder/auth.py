@@ -103,8 +103,10 @@ def check_signature(
     if not given:
         raise Unauthorized(f"missing {SIGNATURE_HEADER} header", status=401)
     expected = body_signature(settings.hoiio_access_token, body)
-    # Hex is case-insensitive; non-ASCII input must still be compared, not crash.
-    if not hmac.compare_digest(given.lower().encode("utf-8"), expected.encode("ascii")):
+    # Hex is case-insensitive; non-ASCII input must still be compared, not crash: aiohttp
+    # hands over undecodable header bytes as lone surrogates, which plain UTF-8 refuses.
+    given_bytes = given.lower().encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(given_bytes, expected.encode("ascii")):
         raise Unauthorized(f"{SIGNATURE_HEADER} does not match the body", status=403)
 
 

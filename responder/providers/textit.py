@@ -237,7 +237,8 @@ class TextItProvider:
             in_urn = f"{in_urn.get('scheme', 'tel')}:{in_urn.get('path', '')}"
         urn = urn or (_str(in_urn) or None)
         attachments = []
-        for item in inp.get("attachments") or ():
+        listed = inp.get("attachments")
+        for item in listed if isinstance(listed, list) else ():
             if isinstance(item, dict):
                 attachments.append(_str(item.get("url")))
             elif isinstance(item, str):

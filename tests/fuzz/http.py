@@ -119,13 +119,18 @@ def requests(
     # aiohttp refuses a request line over 8 KiB before responder sees it: keep most under.
     query = draw(st.lists(st.tuples(s.names(provider), s.values(huge=False)), max_size=4))
     if secret is not None:
-        offered = st.sampled_from([secret, secret, "", "guess", secret + "x"])
+        offered = st.integers(0, 4).flatmap(
+            lambda n: (
+                s.TEXT if n == 0 else st.sampled_from([secret, secret, "", "guess", secret + "x"])
+            )
+        )
         for value in draw(st.lists(offered, min_size=draw(st.integers(0, 3)) and 1, max_size=3)):
             name = draw(st.sampled_from(["secret", "password"]))
             query.insert(draw(st.integers(0, len(query))), (name, value))
     raw_query = None
     if wild and draw(st.booleans()):
-        raw_query = draw(st.binary(max_size=40)).replace(b" ", b"%20")
+        prefix = draw(st.sampled_from([b"", b"secret=", b"password=", b"app_state="]))
+        raw_query = prefix + draw(st.binary(max_size=40)).replace(b" ", b"%20")
     body = draw(s.body(provider))
     values = header_value if wild else plain_value
     headers: list[tuple[bytes, bytes]] = []
@@ -134,7 +139,8 @@ def requests(
         headers.append((b"Content-Type", ctype))
     for _ in range(draw(st.integers(0, 2))):
         hops = draw(st.lists(address, max_size=3))
-        headers.append((b"X-Forwarded-For", ", ".join(hops).encode()))
+        forwarded = ", ".join(hops).encode()
+        headers.append((b"X-Forwarded-For", draw(values) if wild else forwarded))
     if draw(st.integers(0, 3)) == 0:
         headers.append((b"X-Request-Id", draw(values)))
     if draw(st.integers(0, 5)) == 0:
@@ -143,8 +149,11 @@ def requests(
         body += b"x" * draw(st.integers(MAX_BODY, MAX_BODY + 1024))
     if token_ is not None:
         good = signature(token_, body)
-        wrong = [good, good, good.upper(), b" " + good, b"00" * 32, b"zz", good[:-1]]
-        for sig in draw(st.lists(st.sampled_from(wrong), max_size=2)):
+        candidates = [good, good, good.upper(), b" " + good, b"00" * 32, b"zz", good[:-1]]
+        sigs = st.integers(0, 4).flatmap(
+            lambda n: header_value if n == 0 else st.sampled_from(candidates)
+        )
+        for sig in draw(st.lists(sigs, max_size=2)):
             headers.append((SIGNATURE.encode(), sig))
     elif draw(st.integers(0, 4)) == 0:
         headers.append((SIGNATURE.encode(), draw(values)))

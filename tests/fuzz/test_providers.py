@@ -89,6 +89,8 @@ def test_arbitrary_bytes(
 # Found by the fuzz run: a lone surrogate escape reached the UTF-8 encoding of the reply.
 @example(body=b'{"\\ud800": false}', ctype="application/json", query=[("phone", "+1620")])
 @example(body=b'{"text": "cut \\ud83d", "phone": "+1"}', ctype="", query=[("event", "mo_sms")])
+# Found by the fuzz run: attachments that are not a list (true) raised TypeError.
+@example(body=b'{"flow": {}, "input": {"attachments": true}}', ctype="", query=[])
 def test_json_bodies(
     provider: str,
     body: bytes,

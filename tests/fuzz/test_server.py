@@ -97,10 +97,17 @@ def _refused_by_auth(request: http.Request) -> bool:
     return False
 
 
+# Found by the fuzz run: undecodable X-Hoiio-Signature bytes made the comparison raise (a 500).
+_BAD_SIG_BYTES = http.Request(
+    b"POST", "/webhooks/hoiio", [("secret", SECRET)], None, [(b"X-Hoiio-Signature", b"\x80")], b""
+)
+
+
 @given(
     request=http.requests(secret=SECRET, token_=TOKEN, encodings=False),
     via_allowed=st.integers(0, 3).map(bool),  # three in four
 )
+@example(request=_BAD_SIG_BYTES, via_allowed=True)
 def test_any_request_with_authentication(
     locked: Server, request: http.Request, via_allowed: bool, count_case: Callable[[], None]
 ) -> None:
