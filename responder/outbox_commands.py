@@ -20,7 +20,12 @@ ERROR_WIDTH: Final = 80
 
 
 def absent_store(url: str) -> str | None:
-    """Why a SQLite store named for reading is not there (a typo must not create an empty one)."""
+    """Why a store named for reading is not there (a typo must not create an empty one)."""
+    if url.startswith("memory://"):
+        return (
+            "a memory:// store lives only inside the process that uses it; name the SQLite "
+            "or Redis store responder serve uses with --store or RESPONDER_STORE"
+        )
     if not url.startswith("sqlite:///"):
         return None
     path = Path(url[len("sqlite:///") :])

@@ -22,6 +22,7 @@ from responder.errors import RulesError
 from responder.metrics import Metrics
 from responder.rules.loader import SUFFIXES, load_rules
 from responder.rules.model import RuleSet
+from responder.startup import public_url_warning
 
 log = logging.getLogger("responder.reload")
 
@@ -142,4 +143,7 @@ class Reloader:
             len(loaded.dialogues),
             len(loaded.files),
         )
+        warning = public_url_warning(self.engine.runner.public_url, loaded)
+        if warning:
+            log.warning("%s", warning)
         return True

@@ -358,7 +358,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     engine.runner = Runner(Signer(key), settings.public_url, hoiio_channel, secrets)
     for warning in open_channels(settings):
         log.warning("%s", warning)
-    ivr_warning = public_url_warning(settings, engine.rules)
+    ivr_warning = public_url_warning(settings.public_url, engine.rules)
     if ivr_warning:
         log.warning("%s", ivr_warning)
     delivery = Delivery(

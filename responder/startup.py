@@ -14,7 +14,6 @@ from aiohttp import web
 from responder.errors import SettingsError, StoreError
 from responder.recording import Recorder
 from responder.rules.model import RuleSet
-from responder.settings import Settings
 
 log = logging.getLogger("responder")
 
@@ -64,10 +63,10 @@ def open_recording(recorder: Recorder) -> None:
         ) from None
 
 
-def public_url_warning(settings: Settings, rules: RuleSet) -> str | None:
+def public_url_warning(public_url: str | None, rules: RuleSet) -> str | None:
     """The warning for IVR dialogues served without ``RESPONDER_PUBLIC_URL``, if it applies."""
     ivr = sorted(name for name, d in rules.dialogues.items() if d.mode == "ivr")
-    if settings.public_url or not ivr:
+    if public_url or not ivr:
         return None
     names = ", ".join(repr(name) for name in ivr)
     return (

@@ -155,3 +155,8 @@ def test_a_store_file_that_is_not_there_is_named_not_created(
     assert f"there is no SQLite store at {str(typo)!r}" in err
     assert "--store or RESPONDER_STORE" in err
     assert not typo.exists()
+
+
+def test_a_memory_store_is_refused_with_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["outbox", "--store", "memory://"]) == 2
+    assert "a memory:// store lives only inside the process" in capsys.readouterr().err

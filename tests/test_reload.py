@@ -262,3 +262,23 @@ async def test_a_file_that_is_not_text_is_refused_counted_and_the_old_rules_stay
     assert app[ENGINE].rules is old
     assert app[METRICS].reloads.labels("failed")._value.get() == 1
     assert any(str(rules / "rules.yaml") in r.getMessage() for r in caplog.records)
+
+
+async def test_a_reload_that_brings_ivr_dialogues_without_a_public_url_warns(
+    make_client: Any, rules: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await make_client(rules)
+    (rules / "rules.yaml").write_text(
+        textwrap.dedent(
+            """
+            dialogues:
+              - name: menu
+                start: {on: ivr.answer}
+                states:
+                  bye: {hangup: {say: "Bye."}}
+            """
+        )
+    )
+    with caplog.at_level(logging.WARNING, logger="responder.reload"):
+        assert reload_rules(client.server.app) is True
+    assert "RESPONDER_PUBLIC_URL is not set, so the IVR dialogues ('menu')" in caplog.text
