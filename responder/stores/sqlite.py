@@ -112,6 +112,11 @@ def _open_problem(path: str, exc: sqlite3.Error | OSError) -> str:
             f"SQLite store {path!r} cannot be written ({exc}): make the file and its directory "
             "writable by this user (SQLite also writes -wal and -shm files beside it)"
         )
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_CANTOPEN" and Path(path).is_file():
+        return (
+            f"cannot open SQLite store {path!r} ({exc}): its directory must be writable by this "
+            "user too (SQLite creates its -wal and -shm files beside it)"
+        )
     return f"cannot open SQLite store {path!r}: {exc}"
 
 

@@ -120,6 +120,43 @@ def test_a_read_only_store_stops_the_start_with_what_to_do(
     assert_plain(output)
 
 
+@pytest.fixture
+def read_only_directory(tmp_path: Path) -> Iterator[Path]:
+    """A directory holding a SQLite file, where this process may create no file."""
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    db = sqlite3.connect(directory / "a.db")
+    db.execute("CREATE TABLE t (x)")
+    db.close()
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        yield directory
+        directory.chmod(0o755)
+        return
+    if (
+        shutil.which("chattr") is None
+        or subprocess.run(
+            ["chattr", "+i", str(directory)], capture_output=True, check=False
+        ).returncode
+    ):
+        pytest.skip("running as root without chattr +i: no way to make a directory read-only")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["chattr", "-i", str(directory)], check=False)
+
+
+def test_a_store_in_a_read_only_directory_says_the_directory_must_be_writable(
+    tmp_path: Path, read_only_directory: Path
+) -> None:
+    path = read_only_directory / "a.db"
+    code, output = serve(tmp_path, "--port", str(free_port()), "--store", f"sqlite:///{path}")
+    assert code == 2
+    assert f"cannot open SQLite store {str(path)!r}" in output
+    assert "its directory must be writable by this user too" in output
+    assert_plain(output)
+
+
 def test_a_store_whose_directory_cannot_be_made(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     code, output = serve(
