@@ -186,3 +186,12 @@ def test_every_metric_is_registered_in_the_app_registry_not_a_global_one() -> No
         "responder_reloads",
         "responder_refused_requests",
     } <= names
+
+
+def test_no_created_series_beside_the_documented_ones() -> None:
+    metrics = Metrics()
+    metrics.events.labels("textit", "textit", "sms.received").inc()
+    metrics.webhook_seconds.labels("textit").observe(0.01)
+    text = metrics.exposition().decode()
+    assert "responder_events_total" in text
+    assert "_created" not in text
