@@ -286,7 +286,9 @@ async def test_sigterm_under_load_exits_0_and_answers_every_request_it_took(
     async with ServeProcess(args, {}, tmp_path / "log2") as again:
         assert set(await post_many(again.url, 1000)) == {200}
     duplicates = again.output().count("retried delivery answered with the stored response")
-    assert duplicates == answered
+    # Every 200 was committed; a webhook committed while its connection was being closed
+    # may also be in the store (its retry gets the stored answer, which is right too).
+    assert answered <= duplicates <= len(results) - Counter(results)["ClientConnectorError"]
     assert "Traceback" not in server.output()
 
 
