@@ -121,10 +121,12 @@ async def make_client(
         await client.close()
 
 
-async def wait_for(predicate: Callable[[], bool], within: float = 5.0) -> None:
+async def wait_for(
+    predicate: Callable[[], bool], within: float = 5.0, what: str = "condition"
+) -> None:
     """Wait until ``predicate()`` holds (deliveries happen in the background)."""
     deadline = asyncio.get_running_loop().time() + within
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"{what}: not met within {within}s")
         await asyncio.sleep(0.01)

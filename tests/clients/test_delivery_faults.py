@@ -13,11 +13,10 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,7 +24,8 @@ import aiohttp
 import pytest
 
 from responder.testing.fakes import Behaviour, FakeProvider
-from tests.conftest import write_rules
+from responder.testing.process import free_port
+from tests.conftest import wait_for, write_rules
 
 REPLIES = int(os.environ.get("RESPONDER_FAULT_REPLIES", "1000"))
 RATE = 100  # Hoiio requests/s: delivery takes long enough to be killed midway
@@ -37,22 +37,8 @@ rules:
 """
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def contact(n: int) -> str:
     return f"+659{n:07d}"
-
-
-async def poll(predicate: Callable[[], bool], within: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what}: not within {within}s")
-        await asyncio.sleep(0.02)
 
 
 class Server:
@@ -159,12 +145,12 @@ async def test_every_reply_arrives_exactly_once_through_failures_and_two_kills(
         await post_all(http, server.url, REPLIES)
         intake = time.monotonic() - started
         for fraction in (0.35, 0.7):
-            await poll(lambda f=fraction: len(fake.accepted) >= f * REPLIES, 120, "progress")
+            await wait_for(lambda f=fraction: len(fake.accepted) >= f * REPLIES, 120, "progress")
             assert await server.stop(signal.SIGKILL) == -signal.SIGKILL
             kills.append(len(fake.accepted))
             server = Server(rules, db, env, log)
             await server.start(http)
-        await poll(lambda: len(fake.accepted) == REPLIES, 120, "all replies")
+        await wait_for(lambda: len(fake.accepted) == REPLIES, 120, "all replies")
         assert await server.stop(signal.SIGTERM) == 0  # a clean shutdown on SIGTERM
     elapsed = time.monotonic() - started
 

@@ -7,6 +7,7 @@ having answered every request it took; two processes on one SQLite file share it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -84,27 +85,40 @@ def test_an_unknown_host_is_named(tmp_path: Path) -> None:
     assert_plain(output)
 
 
-@pytest.fixture
-def read_only_db(tmp_path: Path) -> Iterator[Path]:
-    """A SQLite store file this process may not write (immutable when running as root)."""
-    path = tmp_path / "ro.db"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE t (x)")
-    db.close()
+@contextlib.contextmanager
+def read_only(path: Path, what: str) -> Iterator[Path]:
+    """``path`` unwritable while inside: chmod, or immutable (chattr +i) when running as root."""
     if os.geteuid() != 0:
-        path.chmod(0o444)
-        yield path
-        path.chmod(0o644)
+        mode = path.stat().st_mode
+        path.chmod(mode & ~0o222)
+        try:
+            yield path
+        finally:
+            path.chmod(mode)
         return
     if (
         shutil.which("chattr") is None
         or subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode
     ):
-        pytest.skip("running as root without chattr +i: no way to make a file read-only")
+        pytest.skip(f"running as root without chattr +i: no way to make a {what} read-only")
     try:
         yield path
     finally:
         subprocess.run(["chattr", "-i", str(path)], check=False)
+
+
+def sqlite_file(path: Path) -> Path:
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (x)")
+    db.close()
+    return path
+
+
+@pytest.fixture
+def read_only_db(tmp_path: Path) -> Iterator[Path]:
+    """A SQLite store file this process may not write."""
+    with read_only(sqlite_file(tmp_path / "ro.db"), "file") as path:
+        yield path
 
 
 def test_a_read_only_store_stops_the_start_with_what_to_do(
@@ -125,25 +139,9 @@ def read_only_directory(tmp_path: Path) -> Iterator[Path]:
     """A directory holding a SQLite file, where this process may create no file."""
     directory = tmp_path / "ro"
     directory.mkdir()
-    db = sqlite3.connect(directory / "a.db")
-    db.execute("CREATE TABLE t (x)")
-    db.close()
-    if os.geteuid() != 0:
-        directory.chmod(0o555)
-        yield directory
-        directory.chmod(0o755)
-        return
-    if (
-        shutil.which("chattr") is None
-        or subprocess.run(
-            ["chattr", "+i", str(directory)], capture_output=True, check=False
-        ).returncode
-    ):
-        pytest.skip("running as root without chattr +i: no way to make a directory read-only")
-    try:
-        yield directory
-    finally:
-        subprocess.run(["chattr", "-i", str(directory)], check=False)
+    sqlite_file(directory / "a.db")
+    with read_only(directory, "directory") as path:
+        yield path
 
 
 def test_a_store_in_a_read_only_directory_says_the_directory_must_be_writable(

@@ -15,7 +15,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,7 +27,7 @@ from responder.stores.redis import RedisStore
 from responder.testing.fakes import Behaviour, FakeProvider
 from responder.testing.process import ServeProcess
 from responder.testing.redisdb import scratch_url
-from tests.conftest import REPO, write_rules
+from tests.conftest import REPO, wait_for, write_rules
 
 EVENTS = int(os.environ.get("RESPONDER_REPLICA_EVENTS", "1000"))
 PUBLIC = "https://ivr.example.org"
@@ -42,14 +42,6 @@ rules:
 
 def contact(n: int) -> str:
     return f"+659{n:07d}"
-
-
-async def poll(predicate: Callable[[], bool], within: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what}: not within {within}s")
-        await asyncio.sleep(0.02)
 
 
 def environment(fake: FakeProvider, **extra: str) -> dict[str, str]:
@@ -106,7 +98,7 @@ async def test_an_ivr_call_completes_across_alternating_replicas(
 
         async def next_block() -> dict[str, str]:
             nonlocal seen
-            await poll(lambda: len(fake.requests) > seen, 10, "next IVR block")
+            await wait_for(lambda: len(fake.requests) > seen, 10, "next IVR block")
             request = fake.requests[seen]
             seen += 1
             return {"endpoint": request.path.removeprefix("/open/"), **request.params}
@@ -171,7 +163,7 @@ async def test_each_event_delivered_three_times_to_three_replicas_is_answered_on
 
         await asyncio.gather(*(deliver(n) for n in range(EVENTS)))
         intake = time.monotonic() - started
-        await poll(lambda: len(fake.accepted) >= EVENTS, 60, "every reply")
+        await wait_for(lambda: len(fake.accepted) >= EVENTS, 60, "every reply")
         await asyncio.sleep(0.5)  # a late duplicate would have arrived by now
         elapsed = time.monotonic() - started
 
@@ -300,14 +292,14 @@ async def test_a_killed_replica_loses_none_of_its_claimed_calls(
                 await asyncio.gather(
                     *(post(http, f"{doomed.url}/webhooks/hoiio", f) for f in forms)
                 )
-                await poll(lambda: fake.in_flight >= 8, 10, "the replica sending")
+                await wait_for(lambda: fake.in_flight >= 8, 10, "the replica sending")
                 # It runs alone: every lease held now is its own.
                 held = await claimed_now(redis_url)
                 doomed.signal(signal.SIGKILL)
                 assert await doomed.stop() == -signal.SIGKILL
                 done_before = set(fake.accepted)
             async with replicas(2, rules, redis_url, env, tmp_path, "survivor"):
-                await poll(lambda: len(fake.accepted) == count, 30, "every reply")
+                await wait_for(lambda: len(fake.accepted) == count, 30, "every reply")
 
     stats = fake.stats()
     taken_over = held - done_before
