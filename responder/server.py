@@ -159,8 +159,9 @@ async def _webhook(
         raise BadRequest("the body cannot be decoded as its Content-Encoding says") from None
     check_signature(settings, channel, request.headers, body)
     query = tuple((k, v) for k, v in request.query.items() if k not in SECRET_PARAMS)
+    content_type = _content_type(request)
     wreq = WebhookRequest(
-        query=query, body=body, content_type=_content_type(request), headers=dict(request.headers)
+        query=query, body=body, content_type=content_type, headers=dict(request.headers)
     )
     recorder = app[RECORDER]
     if recorder is not None:
@@ -170,8 +171,8 @@ async def _webhook(
                 channel,
                 provider_name,
                 tuple(redact_pairs(list(request.query.items()))),
-                redact_body(body, _content_type(request)),
-                _content_type(request),
+                redact_body(body, content_type),
+                content_type,
                 TRACE_ID.get(),
             )
         )

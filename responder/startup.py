@@ -14,6 +14,7 @@ from aiohttp import web
 from responder.errors import SettingsError, StoreError
 from responder.recording import Recorder
 from responder.rules.model import RuleSet
+from responder.stores import without_password
 
 log = logging.getLogger("responder")
 
@@ -48,9 +49,7 @@ def store_problem(exc: StoreError) -> str:
 
 def where(url: str) -> str:
     """A store URL fit for logs: without a password and without query parameters."""
-    scheme, sep, rest = url.partition("://")
-    netloc, slash, path = rest.split("?")[0].partition("/")
-    return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{path}"
+    return without_password(url.split("?")[0])
 
 
 def open_recording(recorder: Recorder) -> None:

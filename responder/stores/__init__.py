@@ -25,7 +25,7 @@ def open_store(url: str) -> Store:
         _check_redis_url(url)
         return RedisStore(url)
     raise StoreError(
-        f"unsupported store URL {_without_password(url)!r} "
+        f"unsupported store URL {without_password(url)!r} "
         "(use memory://, sqlite:///path.db or redis://host:port/db)"
     )
 
@@ -49,10 +49,11 @@ def _check_redis_url(url: str) -> None:
         )
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
+    """``url`` with any ``user:password@`` taken out, fit for messages and logs."""
     scheme, sep, rest = url.partition("://")
     netloc, slash, path = rest.partition("/")
     return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{path}"
 
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "open_store", "without_password"]
