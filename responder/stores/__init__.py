@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from responder.errors import StoreError
 from responder.stores.base import Store
 from responder.stores.memory import MemoryStore
 from responder.stores.redis import RedisStore
+from responder.stores.redis_url import check_url
 from responder.stores.sqlite import SqliteStore
 
 
@@ -22,31 +21,12 @@ def open_store(url: str) -> Store:
             raise StoreError(f"store URL {url!r} names no database file")
         return SqliteStore(path)
     if url.startswith(("redis://", "rediss://")):
-        _check_redis_url(url)
+        check_url(url)
         return RedisStore(url)
     raise StoreError(
         f"unsupported store URL {without_password(url)!r} "
         "(use memory://, sqlite:///path.db or redis://host:port/db)"
     )
-
-
-def _check_redis_url(url: str) -> None:
-    """A malformed port or database is named plainly (redis-py would quietly use db 0);
-    the URL may hold a password, so it is not repeated."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    try:
-        _ = parts.port
-    except ValueError:
-        raise StoreError(
-            f"store URL for Redis has a malformed host:port {netloc!r} (write redis://host:6379/0)"
-        ) from None
-    db = parts.path.strip("/")
-    if db and not db.isdigit():
-        raise StoreError(
-            f"store URL for Redis names database {db!r}: it must be a number "
-            "(write redis://host:6379/0)"
-        )
 
 
 def without_password(url: str) -> str:

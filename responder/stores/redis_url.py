@@ -36,3 +36,22 @@ def describe(url: str) -> str:
     """Where the store is, for messages: host, port and db, never a password."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}{parts.path}"
+
+
+def check_url(url: str) -> None:
+    """A malformed port or database is named plainly (redis-py would quietly use db 0);
+    the URL may hold a password, so it is not repeated."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    try:
+        _ = parts.port
+    except ValueError:
+        raise StoreError(
+            f"store URL for Redis has a malformed host:port {netloc!r} (write redis://host:6379/0)"
+        ) from None
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise StoreError(
+            f"store URL for Redis names database {db!r}: it must be a number "
+            "(write redis://host:6379/0)"
+        )
