@@ -146,13 +146,19 @@ def _write_conversation(db: sqlite3.Connection, commit: Commit) -> None:
     )
 
 
+def _stored_response(db: sqlite3.Connection, key: str) -> StoredResponse | None:
+    # fetchall: the statement is done at once, so the loop's reader holds no snapshot open.
+    rows = db.execute(
+        "SELECT status, content_type, body FROM idempotency WHERE key = ?", (key,)
+    ).fetchall()
+    return StoredResponse(rows[0][0], rows[0][1], bytes(rows[0][2])) if rows else None
+
+
 def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredResponse, bool]:
     """One webhook's writes, inside a transaction the caller holds."""
-    row = db.execute(
-        "SELECT status, content_type, body FROM idempotency WHERE key = ?", (commit.key,)
-    ).fetchone()
-    if row:
-        return StoredResponse(row[0], row[1], bytes(row[2])), False
+    stored = _stored_response(db, commit.key)
+    if stored is not None:
+        return stored, False
     over = commit.over_limit(
         lambda key, since: int(
             db.execute(
@@ -303,13 +309,7 @@ class SqliteStore:
         return result
 
     async def get_response(self, key: str) -> StoredResponse | None:
-        def read(db: sqlite3.Connection) -> StoredResponse | None:
-            rows = db.execute(
-                "SELECT status, content_type, body FROM idempotency WHERE key = ?", (key,)
-            ).fetchall()
-            return StoredResponse(rows[0][0], rows[0][1], bytes(rows[0][2])) if rows else None
-
-        return await self._fetch(read)
+        return await self._fetch(lambda db: _stored_response(db, key))
 
     async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
         return await self._group.commit(commit)
