@@ -29,10 +29,11 @@ from responder.conversations import (
 from responder.dialogues.machine import StepError
 from responder.dialogues.runner import ENDED_KINDS, Env, Runner, Step
 from responder.events import Event
-from responder.guard import TIMEOUT_KIND, Guard
+from responder.guard import TIMEOUT_KIND, Guard, own_counts
 from responder.outbound import HitLimit, OutboundCall
 from responder.rules.model import Http, Rule, RuleSet, Sms
-from responder.stores.base import Store
+from responder.stores.base import Reader, Store, Wanted
+from responder.stores.prefetched import Prefetched
 from responder.templates import Template, TemplateError
 
 log = logging.getLogger("responder.engine")
@@ -60,6 +61,15 @@ class Outcome:
 
 
 NOTHING = Outcome()
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A webhook's decision made ready (``Engine.prepare``): the rules it is decided on and
+    what deciding will most likely read, read in one store call."""
+
+    rules: RuleSet
+    reads: Prefetched
 
 
 def template_context(
@@ -132,6 +142,13 @@ def _conversation_key(event: Event) -> str | None:
     return None
 
 
+def _decision_key(event: Event, app_state: AppState | None) -> str | None:
+    """The conversation an event is decided in: a dialled call's by its reference."""
+    if app_state is not None and app_state.ref is not None:
+        return dial_key(event.channel, app_state.ref)
+    return _conversation_key(event)
+
+
 def _can_reply(event: Event) -> bool:
     """Whether a text can go back in the webhook's answer (TextIt account events). A timer
     firing has no webhook to answer: its texts must go out through the API."""
@@ -154,11 +171,35 @@ class Engine:
         self.runner = runner or Runner(Signer(secrets.token_bytes(32)), None)
         self.guard = Guard(store)
 
-    async def handle(self, event: Event, key: str, app_state: AppState | None = None) -> Outcome:
-        """Decide what ``event`` leads to. ``app_state`` is the verified Hoiio pass-on state."""
+    async def prepare(self, event: Event, key: str, app_state: AppState | None = None) -> Prepared:
+        """Take the rules and, in one store read, the response stored for ``key`` and what
+        deciding ``event`` now will most likely read; ``handle`` decides from it."""
         rules = self.rules  # one reference for the whole event, even across a reload
-        outcome = await self._decide(rules, event, key, app_state)
-        return await self.guard.apply(rules.compliance, event, outcome, self.clock())
+        now = self.clock()
+        wanted = Wanted(
+            key,
+            _decision_key(event, app_state),
+            event_contact(event),
+            own_counts(rules.compliance, event, now),
+        )
+        return Prepared(rules, await Prefetched.take(self.store, wanted, now))
+
+    async def handle(
+        self,
+        event: Event,
+        key: str,
+        app_state: AppState | None = None,
+        prepared: Prepared | None = None,
+    ) -> Outcome:
+        """Decide what ``event`` leads to. ``app_state`` is the verified Hoiio pass-on state;
+        with ``prepared`` the decision is on its rules, at its time, reading from it."""
+        reader: Reader
+        if prepared is None:
+            rules, reader, now = self.rules, self.store, self.clock()
+        else:
+            rules, reader, now = prepared.rules, prepared.reads, prepared.reads.now
+        outcome = await self._decide(rules, event, key, app_state, reader, now)
+        return await self.guard.apply(rules.compliance, event, outcome, now, reader)
 
     def _keyword(
         self,
@@ -201,9 +242,14 @@ class Engine:
         return self._hoiio_reply(event, key, outcome, f"compliance:{keyword}")
 
     async def _decide(
-        self, rules: RuleSet, event: Event, key: str, app_state: AppState | None
+        self,
+        rules: RuleSet,
+        event: Event,
+        key: str,
+        app_state: AppState | None,
+        reader: Reader,
+        now_ts: float,
     ) -> Outcome:
-        now_ts = self.clock()
         now = datetime.fromtimestamp(now_ts, UTC)
         cache: dict[str, Any] = {}
 
@@ -213,10 +259,8 @@ class Engine:
             return cache["ctx"]  # type: ignore[no-any-return]
 
         scope = Scope(now=now, context=context, calendars=rules.calendars)
-        conv_key = _conversation_key(event)
-        if app_state is not None and app_state.ref is not None:
-            conv_key = dial_key(event.channel, app_state.ref)
-        existing = await self.store.get_conversation(conv_key) if conv_key else None
+        conv_key = _decision_key(event, app_state)
+        existing = await reader.get_conversation(conv_key) if conv_key else None
         keyword = rules.compliance.keyword(event)
         if keyword in ("stop", "start") or (keyword == "help" and rules.compliance.help_reply):
             return self._keyword(rules.compliance, keyword, event, key, existing, now_ts)
@@ -225,7 +269,7 @@ class Engine:
         async def opted_out() -> bool:
             if not opted:
                 contact = event_contact(event)
-                opted.append(contact is not None and bool(await self.store.opted_out([contact])))
+                opted.append(contact is not None and bool(await reader.opted_out([contact])))
             return opted[0]
 
         if (
@@ -255,7 +299,7 @@ class Engine:
                 log.info("dialogue %r not started for %s: opted out", dialogue.name, event.contact)
                 continue
             target = conv_key or conversation_key(event.channel, event.contact, None)
-            previous = existing if target == conv_key else await self.store.get_conversation(target)
+            previous = existing if target == conv_key else await reader.get_conversation(target)
             env = Env(event, key, now_ts, scope, context())
             return self._run_step(
                 event,
@@ -266,7 +310,7 @@ class Engine:
         if not rules.candidates(event.kind):
             return NOTHING
         return await self._match_rules(
-            rules, event, key, now_ts, scope, context, conv_key, existing, opted_out
+            rules, event, key, now_ts, scope, context, conv_key, existing, opted_out, reader
         )
 
     def _test(self, when: Any, event: Event, scope: Scope, what: str) -> Captures | None:
@@ -465,6 +509,7 @@ class Engine:
         conv_key: str | None,
         existing: Conversation | None,
         opted_out: Callable[[], Awaitable[bool]],
+        reader: Reader,
     ) -> Outcome:
         candidates = rules.candidates_for(event)
         reply_text: str | None = None
@@ -488,7 +533,7 @@ class Engine:
                 continue
             if rule.limit is not None:
                 limit_key = f"limit:{rule.name}:{event.channel}:{event.contact or '-'}"
-                count = await self.store.count_hits(limit_key, now_ts - rule.limit.every)
+                count = await reader.count_hits(limit_key, now_ts - rule.limit.every)
                 if count >= rule.limit.count:
                     limited.append(rule.name)
                     log.info("rule %r limited for %s", rule.name, event.contact)
@@ -522,7 +567,7 @@ class Engine:
         if start is not None:
             dialogue = rules.dialogues[start[0]]
             target = conv_key or conversation_key(event.channel, event.contact, None)
-            previous = existing if target == conv_key else await self.store.get_conversation(target)
+            previous = existing if target == conv_key else await reader.get_conversation(target)
             prefix = Outcome(
                 reply_text,
                 variables,

@@ -8,11 +8,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from responder.compliance import Compliance, defer, event_contact, recipient
+from responder.compliance import Compliance, Window, defer, event_contact, recipient
 from responder.conversations import TimerWrite
 from responder.events import Event
 from responder.outbound import HitLimit, OutboundCall
-from responder.stores.base import Store
+from responder.stores.base import Reader, Store
 
 if TYPE_CHECKING:
     from responder.engine import Outcome
@@ -23,19 +23,47 @@ TIMEOUT_KIND = "dialogue.timeout"
 DIAL = "ivr/start/dial"
 
 
+def own_counts(compliance: Compliance, event: Event, now: float) -> tuple[tuple[str, float], ...]:
+    """The hit counts (key, since) the guard may read for the event's own contact."""
+    own = event_contact(event)
+    if own is None:
+        return ()
+    counts: list[tuple[str, float]] = []
+    if compliance.cap is not None:
+        counts.append(_cap(own, compliance.cap, now))
+    if compliance.loop_guard is not None and event.kind != TIMEOUT_KIND:
+        counts.append(_loop(own, compliance.loop_guard, now))
+    return tuple(counts)
+
+
+def _cap(contact: str, cap: Window, now: float) -> tuple[str, float]:
+    return f"cap:{contact}", now - cap.every
+
+
+def _loop(contact: str, guard: Window, now: float) -> tuple[str, float]:
+    return f"loop:{contact}", now - guard.every
+
+
 class Guard:
     def __init__(self, store: Store) -> None:
         self.store = store
 
     async def apply(
-        self, compliance: Compliance, event: Event, outcome: Outcome, now: float
+        self,
+        compliance: Compliance,
+        event: Event,
+        outcome: Outcome,
+        now: float,
+        reader: Reader | None = None,
     ) -> Outcome:
-        """The outcome with what compliance forbids taken out (or held until later).
+        """The outcome with what compliance forbids taken out (or held until later); the
+        reads go to ``reader`` (the store when None).
 
         Confirmations of STOP/START/HELP (``exempt``) reach opted-out contacts and ignore
         caps and quiet hours, but still count towards the loop guard: two auto-responders
         could otherwise bounce STOP and START between them for ever.
         """
+        reads: Reader = self.store if reader is None else reader
         own = event_contact(event)
         reply_to = own if outcome.reply_text is not None and event.kind != "flow.step" else None
         targets: list[tuple[OutboundCall, str]] = []  # message or dial, and its contact
@@ -47,7 +75,7 @@ class Guard:
             return outcome
         exempt = outcome.exempt
         keys = sorted({number for _, number in targets} | ({reply_to} if reply_to else set()))
-        opted = set() if exempt else await self.store.opted_out(keys)
+        opted = set() if exempt else await reads.opted_out(keys)
         cap = None if exempt else compliance.cap
         dropped: dict[str, str] = {}  # call key -> why it is not sent
         reply_text = outcome.reply_text
@@ -70,7 +98,7 @@ class Guard:
         limits: list[HitLimit] = []
         for key, count in counts.items():
             if cap is not None:
-                sent = await self.store.count_hits(f"cap:{key}", now - cap.every)
+                sent = await reads.count_hits(*_cap(key, cap, now))
                 if sent + count > cap.count:
                     log.warning(
                         "cap of %d message(s) per %.0fs reached for %s: not sent",
@@ -83,7 +111,8 @@ class Guard:
             guard = compliance.loop_guard
             if guard is not None and key == own and event.kind != TIMEOUT_KIND:
                 # Replies count once per incoming message, however many texts each holds.
-                sent = await self.store.count_hits(f"loop:{key}", now - guard.every)
+                loop_key, since = _loop(key, guard, now)
+                sent = await reads.count_hits(loop_key, since)
                 if sent + 1 > guard.count:
                     log.warning(
                         "loop guard: more than %d replies to %s within %.0fs; not replying",
@@ -93,11 +122,12 @@ class Guard:
                     )
                     over.add(key)
                     continue
-                hits.append(f"loop:{key}")
-                limits.append(HitLimit(f"loop:{key}", now - guard.every, guard.count))
+                hits.append(loop_key)
+                limits.append(HitLimit(loop_key, since, guard.count))
             if cap is not None:
-                hits.extend([f"cap:{key}"] * count)
-                limits.append(HitLimit(f"cap:{key}", now - cap.every, cap.count))
+                cap_key, cap_since = _cap(key, cap, now)
+                hits.extend([cap_key] * count)
+                limits.append(HitLimit(cap_key, cap_since, cap.count))
         if reply_to in over:
             reply_text = None
         for call, number in targets:

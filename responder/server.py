@@ -27,7 +27,7 @@ from responder.clients.metered import MeteredSender
 from responder.conversations import ConflictError
 from responder.conversations import conversation_key as conversation_key_of
 from responder.dialogues.runner import Runner
-from responder.engine import Engine, Outcome
+from responder.engine import Engine, Outcome, Prepared
 from responder.errors import BadRequest, ResponderError, StoreError, Unauthorized
 from responder.events import Event
 from responder.locks import KeyedLocks
@@ -185,13 +185,15 @@ async def _webhook(
         log.info("%s webhook: unknown event %r ignored", channel, event.provider_event)
     app_state = _verified_state(app, event)
     key = provider.idempotency_key(event, wreq)
-    store = app[STORE]
     # One read, under the conversation's lock: most webhooks are new, and a copy arriving
-    # while the first is handled waits for its stored response.
+    # while the first is handled waits for its stored response. It also fetches what
+    # deciding the webhook will most likely read.
     async with app[LOCKS].hold(conversation_key(event)):
-        stored = await store.get_response(key)
+        begun = time.perf_counter()
+        prepared = await app[ENGINE].prepare(event, key, app_state)
+        stored = prepared.reads.response
         if stored is None:
-            stored = await _process(app, event, key, app_state, started)
+            stored = await _process(app, event, key, app_state, started, (begun, prepared))
         else:
             _duplicate(app, event, key, started)
     return web.Response(
@@ -264,14 +266,23 @@ def _count(metrics: Metrics, event: Event, outcome: Outcome, fresh: bool) -> Non
 
 
 async def _process(
-    app: web.Application, event: Event, key: str, app_state: AppState | None, started: float
+    app: web.Application,
+    event: Event,
+    key: str,
+    app_state: AppState | None,
+    started: float,
+    first: tuple[float, Prepared],
 ) -> StoredResponse:
+    """Decide and commit; ``first`` is what to decide from first, and when it was begun."""
     engine = app[ENGINE]
     provider = PROVIDERS[event.provider]
     decided = committed = started
+    begun, prepared = first
     for attempt in range(1, CONFLICT_RETRIES + 1):
-        begun = time.perf_counter()
-        outcome = await engine.handle(event, key, app_state)
+        if attempt > 1:  # decided again from what the store holds now
+            begun = time.perf_counter()
+            prepared = await engine.prepare(event, key, app_state)
+        outcome = await engine.handle(event, key, app_state, prepared)
         decided = time.perf_counter()
         reply = provider.reply(event, outcome.reply_text, outcome.variables)
         response = StoredResponse(reply.status, reply.content_type, reply.body)

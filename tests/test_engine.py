@@ -9,10 +9,11 @@ import pytest
 
 from responder.engine import Engine, Outcome
 from responder.events import Event, Flow, FlowValue
-from responder.outbound import Commit, OutboundCall, StoredResponse
+from responder.outbound import Commit, HitLimit, OutboundCall, StoredResponse
 from responder.rules.loader import load_rules
 from responder.stores.memory import MemoryStore
 from tests.conftest import write_rules
+from tests.stores.counting import CountingMemoryStore
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 HOUR = 3600.0
@@ -523,3 +524,145 @@ async def test_hoiio_reply_without_a_contact_is_an_error_not_an_sms_to_nobody(
     assert outcome.calls == ()
     assert outcome.reply_text is None
     assert "'echo'" in outcome.errors[0]
+
+
+# -- reads: what a decision will most likely read, in one store call ------------------------
+
+SURVEY = """
+compliance:
+  cap: {per_contact: 5, every: 1d}
+rules:
+  - name: join
+    on: sms.received
+    when: {text: {keyword: [join]}}
+    start: survey
+  - name: fallback
+    on: sms.received
+    reply: {text: "Text JOIN"}
+dialogues:
+  - name: survey
+    mode: sms
+    states:
+      rating:
+        say: "Rate us from 1 to 5"
+        on:
+          - {text: {number: {min: 1, max: 5}}, goto: thanks}
+      thanks:
+        say: "Thank you"
+        end: true
+"""
+
+
+def counted(tmp_path: Path, yaml_text: str, clock: Clock | None = None) -> Engine:
+    rules = load_rules([write_rules(tmp_path / "rules", yaml_text)])
+    return Engine(rules, CountingMemoryStore(), clock or Clock())
+
+
+def reads_of(engine: Engine) -> list[str]:
+    store = engine.store
+    assert isinstance(store, CountingMemoryStore)
+    return store.reads
+
+
+async def decide(engine: Engine, event: Event, key: str) -> Outcome:
+    """Decide as the server does: prepare (one read), then handle; then commit."""
+    outcome = await engine.handle(event, key, None, await engine.prepare(event, key))
+    commit = Commit(
+        key,
+        StoredResponse(200, "text/plain", b""),
+        outcome.calls,
+        outcome.hits,
+        engine.clock(),
+        conversation=outcome.conversation,
+        expected_version=outcome.expected_version,
+        timer=outcome.timer,
+        opt_outs=outcome.opt_outs,
+        limits=outcome.limits,
+    )
+    await engine.store.commit(commit)
+    return outcome
+
+
+async def test_a_rule_reply_reads_the_store_once(tmp_path: Path) -> None:
+    engine = counted(tmp_path, SURVEY)
+    outcome = await decide(engine, sms("hello"), "k1")
+    assert outcome.reply_text == "Text JOIN"
+    # The cap and the loop guard were counted, from the one read.
+    assert outcome.limits == (
+        HitLimit(f"loop:{ALICE}", T0 - 60.0, 10),
+        HitLimit(f"cap:{ALICE}", T0 - 86400.0, 5),
+    )
+    assert reads_of(engine) == ["snapshot"]
+
+
+async def test_a_dialogue_step_reads_the_store_once(tmp_path: Path) -> None:
+    engine = counted(tmp_path, SURVEY)
+    started = await decide(engine, sms("join"), "k1")
+    assert started.reply_text == "Rate us from 1 to 5"
+    assert reads_of(engine) == ["snapshot"]  # no conversation yet: the snapshot said so
+    reads_of(engine).clear()
+    step = await decide(engine, sms("4"), "k2")
+    assert step.reply_text == "Thank you"
+    assert step.expected_version == 1  # the conversation came from the snapshot
+    assert reads_of(engine) == ["snapshot"]
+
+
+async def test_prefetched_counts_hold_the_guard_and_caps(tmp_path: Path) -> None:
+    engine = counted(tmp_path, SURVEY)
+    for n in range(5):
+        assert (await decide(engine, sms("hello"), f"k{n}")).reply_text == "Text JOIN"
+    reads_of(engine).clear()
+    capped = await decide(engine, sms("hello"), "k5")
+    assert capped.reply_text is None
+    assert capped.matched == ("fallback",)
+    assert reads_of(engine) == ["snapshot"]
+
+
+async def test_a_prepared_opt_out_is_honoured(tmp_path: Path) -> None:
+    engine = counted(tmp_path, SURVEY)
+    await decide(engine, sms("stop"), "k1")
+    reads_of(engine).clear()
+    assert (await decide(engine, sms("hello"), "k2")).reply_text is None
+    assert (await decide(engine, sms("join"), "k3")).conversation is None  # not started
+    assert reads_of(engine) == ["snapshot", "snapshot"]
+
+
+OTHERS = """
+rules:
+  - name: missed
+    on: call.missed
+    sms: {text: "missed call from {{ contact }}", to: "+6598765432", via: hoiio}
+    start: survey
+dialogues:
+  - name: survey
+    mode: sms
+    states:
+      rating:
+        say: "Rate us from 1 to 5"
+        on:
+          - {text: {number: {min: 1, max: 5}}, goto: rating}
+"""
+
+
+async def test_what_was_not_prefetched_is_read_from_the_store(tmp_path: Path) -> None:
+    engine = counted(tmp_path, LIMITED)
+    assert (await decide(engine, sms("hi"), "k1")).matched == ("welcome",)
+    assert reads_of(engine) == ["snapshot", "count_hits"]  # the rule's own limit
+    assert (await decide(engine, sms("hi"), "k2")).matched == ("fallback",)
+    # A missed call has no conversation of its own: the one it starts is read on its own,
+    # and the opt-out mark of the other number the rule texts too.
+    engine = counted(tmp_path / "2", OTHERS)
+    missed = Event(provider="textit", channel="textit", kind="call.missed", contact=ALICE)
+    outcome = await decide(engine, missed, "k3")
+    assert outcome.conversation is not None
+    assert [c.contact for c in outcome.calls] == [BOB]
+    assert reads_of(engine) == ["snapshot", "get_conversation", "opted_out"]
+
+
+async def test_a_prepared_decision_keeps_the_rules_it_was_prepared_with(tmp_path: Path) -> None:
+    engine = counted(tmp_path, SURVEY)
+    event = sms("hello")
+    prepared = await engine.prepare(event, "k1")
+    engine.rules = load_rules([write_rules(tmp_path / "new", LIMITED)])  # a reload meanwhile
+    assert (await engine.handle(event, "k1", None, prepared)).reply_text == "Text JOIN"
+    assert (await engine.handle(event, "k2")).matched == ("welcome",)

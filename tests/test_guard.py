@@ -15,10 +15,11 @@ from responder.compliance import Compliance, QuietHours, Window
 from responder.conversations import Conversation, TimerWrite
 from responder.engine import Outcome
 from responder.events import Event
-from responder.guard import TIMEOUT_KIND, Guard
+from responder.guard import TIMEOUT_KIND, Guard, own_counts
 from responder.outbound import Commit, OutboundCall, StoredResponse
 from responder.stores import open_store
-from responder.stores.base import Store
+from responder.stores.base import Store, Wanted
+from responder.stores.prefetched import Prefetched
 
 ALICE = "+6591234567"
 BOB = "+6598765432"
@@ -283,3 +284,28 @@ async def test_a_dial_dropped_in_quiet_hours_ends_its_conversation(store: Store)
 def test_fixed_times_are_what_they_say() -> None:
     assert datetime.fromtimestamp(NIGHT, UTC).isoformat() == "2026-03-10T15:00:00+00:00"
     assert datetime.fromtimestamp(MORNING, UTC).isoformat() == "2026-03-11T00:00:00+00:00"
+
+
+# -- reads through a prefetch -----------------------------------------------------------------
+
+
+async def test_the_guard_reads_the_prefetch_and_the_store_for_the_rest(store: Store) -> None:
+    compliance = Compliance(cap=Window(1, 3600.0))
+    wanted = Wanted("k", None, ALICE, own_counts(compliance, event(), AFTERNOON))
+    assert wanted.hits == ((f"cap:{ALICE}", AFTERNOON - 3600.0), (f"loop:{ALICE}", AFTERNOON - 60))
+    before = await Prefetched.take(store, wanted, AFTERNOON)
+    opt_outs = ((BOB, True),)
+    await store.commit(
+        Commit("o", OK, now=AFTERNOON - 10, hits=(f"cap:{ALICE}",), opt_outs=opt_outs)
+    )
+    after = await Prefetched.take(store, wanted, AFTERNOON)
+    outcome = Outcome(reply_text="hi", calls=(hoiio_sms("k#0", BOB),))
+    guard = Guard(store)
+    # Alice's cap is counted from each prefetch's moment; Bob's opt-out is read from the store.
+    got = await guard.apply(compliance, event(), outcome, AFTERNOON, before)
+    assert (got.reply_text, keys(got)) == ("hi", [])
+    got = await guard.apply(compliance, event(), outcome, AFTERNOON, after)
+    assert (got.reply_text, keys(got)) == (None, [])
+    # Without a prefetch the guard reads the store, as it did before.
+    got = await guard.apply(compliance, event(), outcome, AFTERNOON)
+    assert (got.reply_text, keys(got)) == (None, [])

@@ -194,11 +194,11 @@ class GatedStore(SqliteStore):
         self.gate: asyncio.Event | None = None
         self.waiting = asyncio.Event()
 
-    async def get_conversation(self, key: str) -> Any:
+    async def snapshot(self, wanted: Any) -> Any:
         if self.gate is not None:
             self.waiting.set()
             await self.gate.wait()
-        return await super().get_conversation(key)
+        return await super().snapshot(wanted)
 
 
 async def test_a_request_in_flight_finishes_on_the_rules_it_started_with(

@@ -19,6 +19,38 @@ class Depth:
     conversations: int = 0  # active ones
 
 
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """What a webhook will most likely read, fetched together by ``Store.snapshot``."""
+
+    key: str  # an idempotency key: its stored response
+    conversation: str | None = None  # a conversation key
+    contact: str | None = None  # a contact key: whether it has opted out
+    hits: tuple[tuple[str, float], ...] = ()  # (hit key, since): hits counted since then
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What ``Store.snapshot`` read for a ``Wanted``, all at one moment."""
+
+    response: StoredResponse | None = None
+    conversation: Conversation | None = None
+    opted_out: bool = False  # the contact's mark (False when no contact was asked for)
+    hits: tuple[int, ...] = ()  # one count per ``Wanted.hits``, in order
+
+
+class Reader(Protocol):
+    """The reads the engine and the compliance guard make while deciding."""
+
+    async def get_conversation(self, key: str) -> Conversation | None: ...
+
+    async def opted_out(self, keys: list[str]) -> set[str]:
+        """Which of these contact keys have opted out."""
+        ...
+
+    async def count_hits(self, key: str, since: float) -> int: ...
+
+
 class Store(Protocol):
     """Durable state: idempotency records, the outbox and rate-limit hits.
 
@@ -31,6 +63,10 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def get_response(self, key: str) -> StoredResponse | None: ...
+
+    async def snapshot(self, wanted: Wanted) -> Snapshot:
+        """Everything ``wanted`` names, in one read of the store (one consistent moment)."""
+        ...
 
     async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
         """Write ``commit``; returns (the stored response, whether this call wrote it)."""

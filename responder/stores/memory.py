@@ -15,7 +15,7 @@ from responder.outbound import (
     is_ivr_step,
     lane_of,
 )
-from responder.stores.base import Depth
+from responder.stores.base import Depth, Snapshot, Wanted
 
 HIT_HORIZON = 31 * 86400.0  # hits older than this cannot matter to any limit
 
@@ -58,6 +58,16 @@ class MemoryStore:
     async def get_response(self, key: str) -> StoredResponse | None:
         found = self._responses.get(key)
         return found[0] if found else None
+
+    async def snapshot(self, wanted: Wanted) -> Snapshot:
+        found = self._responses.get(wanted.key)
+        conv = wanted.conversation
+        return Snapshot(
+            found[0] if found else None,
+            None if conv is None else self._conversations.get(conv),
+            wanted.contact is not None and self._opt_outs.get(wanted.contact, False),
+            tuple(self._hits_since(key, since) for key, since in wanted.hits),
+        )
 
     async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
         # No await inside: the check and the writes happen as one step of the event loop.

@@ -25,7 +25,7 @@ from responder.outbound import (
     lane_of,
 )
 from responder.stores import redis_scripts as lua
-from responder.stores.base import Depth
+from responder.stores.base import Depth, Snapshot, Wanted
 from responder.stores.memory import HIT_HORIZON
 from responder.stores.redis_url import describe, split_url, wants_cluster
 
@@ -106,6 +106,7 @@ class RedisStore:
             name: client.register_script(getattr(lua, name))
             for name in (
                 "COMMIT",
+                "SNAPSHOT",
                 "CLAIM_OUTBOX",
                 "FINISH_OUTBOX",
                 "RESCHEDULE_OUTBOX",
@@ -149,6 +150,27 @@ class RedisStore:
     async def get_response(self, key: str) -> StoredResponse | None:
         blob = await self._do(self._r.get(f"{self.base}idem:{key}"))
         return _unpack(_bytes(blob)) if blob is not None else None
+
+    async def snapshot(self, wanted: Wanted) -> Snapshot:
+        conv, contact = wanted.conversation, wanted.contact
+        counts: list[object] = []
+        for key, since in wanted.hits:
+            counts += [key, repr(since)]
+        blob, data, version, mark, *hits = await self._script(
+            "SNAPSHOT",
+            wanted.key,
+            conv or "",
+            "0" if conv is None else "1",
+            contact or "",
+            "0" if contact is None else "1",
+            *counts,
+        )
+        return Snapshot(
+            _unpack(blob) if blob else None,
+            Conversation.from_json(data.decode()).with_version(int(version)) if data else None,
+            mark == b"1",
+            tuple(int(count) for count in hits),
+        )
 
     async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
         # Serialise every call before the script runs: a call that cannot be stored fails

@@ -124,6 +124,26 @@ return {1}
 """
 )
 
+# ARGV: idempotency key, conversation key ('' with '0' next), '1' when there is one,
+#   contact ('' with '0' next), '1' when there is one, then 2 per hit count (hit key, since).
+# Returns {stored blob, conversation data, its version, opt-out mark, count, ...}, '' for
+# what is missing; all read in one step, so at one moment.
+SNAPSHOT = """
+local base = KEYS[1]
+local out = {redis.call('GET', base .. 'idem:' .. ARGV[1]) or '', '', '', ''}
+if ARGV[3] == '1' then
+    local v = redis.call('HMGET', base .. 'conv:' .. ARGV[2], 'data', 'version')
+    out[2], out[3] = v[1] or '', v[2] or ''
+end
+if ARGV[5] == '1' then
+    out[4] = redis.call('HGET', base .. 'optouts', ARGV[4]) or ''
+end
+for i = 6, #ARGV, 2 do
+    out[#out + 1] = redis.call('ZCOUNT', base .. 'hits:' .. ARGV[i], ARGV[i + 1], '+inf')
+end
+return out
+"""
+
 # ARGV: now, lease end, limit. Returns the offered items, IVR steps first, each as
 # {payload, attempts, status, last_error, created, enqueued}.
 CLAIM_OUTBOX = (

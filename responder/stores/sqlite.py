@@ -11,6 +11,7 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +25,7 @@ from responder.outbound import (
     is_ivr_step,
     lane_of,
 )
-from responder.stores.base import Depth
+from responder.stores.base import Depth, Snapshot, Wanted
 from responder.stores.memory import HIT_HORIZON
 from responder.stores.sqlite_batch import GroupCommit
 
@@ -152,6 +153,36 @@ def _stored_response(db: sqlite3.Connection, key: str) -> StoredResponse | None:
         "SELECT status, content_type, body FROM idempotency WHERE key = ?", (key,)
     ).fetchall()
     return StoredResponse(rows[0][0], rows[0][1], bytes(rows[0][2])) if rows else None
+
+
+@cache
+def _snapshot_sql(counts: int) -> str:
+    """One statement (so one read transaction) for a ``Wanted`` with ``counts`` hit keys:
+    one row, from the primary-key lookups and a scalar subquery per count."""
+    subqueries = "".join(
+        f", (SELECT COUNT(*) FROM hits WHERE key = ?{4 + 2 * i} AND at >= ?{5 + 2 * i})"  # noqa: S608
+        for i in range(counts)
+    )
+    return (
+        f"SELECT i.status, i.content_type, i.body, c.data, c.version, o.opted_out{subqueries} "  # noqa: S608
+        "FROM (SELECT 1) LEFT JOIN idempotency AS i ON i.key = ?1 "
+        "LEFT JOIN conversations AS c ON c.key = ?2 LEFT JOIN opt_outs AS o ON o.key = ?3"
+    )
+
+
+def _snapshot(db: sqlite3.Connection, wanted: Wanted) -> Snapshot:
+    args: list[object] = [wanted.key, wanted.conversation, wanted.contact]
+    for key, since in wanted.hits:
+        args += (key, since)
+    # fetchall, as in _stored_response: no snapshot is left open on the loop's reader.
+    row = db.execute(_snapshot_sql(len(wanted.hits)), args).fetchall()[0]
+    status, content_type, body, data, version, opted_out = row[:6]
+    return Snapshot(
+        None if status is None else StoredResponse(status, content_type, bytes(body)),
+        None if data is None else Conversation.from_json(data).with_version(version),
+        opted_out == 1,
+        tuple(int(count) for count in row[6:]),
+    )
 
 
 def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredResponse, bool]:
@@ -310,6 +341,9 @@ class SqliteStore:
 
     async def get_response(self, key: str) -> StoredResponse | None:
         return await self._fetch(lambda db: _stored_response(db, key))
+
+    async def snapshot(self, wanted: Wanted) -> Snapshot:
+        return await self._fetch(lambda db: _snapshot(db, wanted))
 
     async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
         return await self._group.commit(commit)

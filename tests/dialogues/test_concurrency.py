@@ -26,34 +26,51 @@ KEY = f"hoiio:ivr:{SESSION}"
 
 
 def slow_reads(app: Any, delay: float = 0.02) -> None:
-    """Make every conversation read yield to the loop, so unserialised handlers interleave."""
+    """Make every conversation read (alone or in a webhook's snapshot) yield to the loop, so
+    unserialised handlers interleave."""
     store = app[STORE]
-    read = store.get_conversation
+    read, snapshot = store.get_conversation, store.snapshot
 
     async def get_conversation(key: str) -> Any:
         found = await read(key)
         await asyncio.sleep(delay)
         return found
 
+    async def slow_snapshot(wanted: Any) -> Any:
+        found = await snapshot(wanted)
+        await asyncio.sleep(delay)
+        return found
+
     store.get_conversation = get_conversation
+    store.snapshot = slow_snapshot
 
 
 def track_overlap(app: Any) -> dict[str, int]:
-    """Count how many engine.handle calls run at once (per conversation, they must not)."""
+    """Count how many webhooks are decided at once, from their reads (engine.prepare) to the
+    end of engine.handle (per conversation, they must not overlap)."""
     engine = app[ENGINE]
+    prepare: Callable[..., Awaitable[Any]] = engine.prepare
     handle: Callable[..., Awaitable[Any]] = engine.handle
-    seen = {"now": 0, "max": 0, "calls": 0}
+    active: set[str] = set()  # idempotency keys
+    seen = {"max": 0, "calls": 0}
 
-    async def wrapped(*args: Any, **kwargs: Any) -> Any:
-        seen["now"] += 1
+    async def wrapped_prepare(event: Any, key: str, *args: Any) -> Any:
+        active.add(key)
+        seen["max"] = max(seen["max"], len(active))
+        prepared = await prepare(event, key, *args)
+        if prepared.reads.response is not None:  # a copy: answered without a decision
+            active.discard(key)
+        return prepared
+
+    async def wrapped_handle(event: Any, key: str, *args: Any) -> Any:
         seen["calls"] += 1
-        seen["max"] = max(seen["max"], seen["now"])
         try:
-            return await handle(*args, **kwargs)
+            return await handle(event, key, *args)
         finally:
-            seen["now"] -= 1
+            active.discard(key)
 
-    engine.handle = wrapped
+    engine.prepare = wrapped_prepare
+    engine.handle = wrapped_handle
     return seen
 
 

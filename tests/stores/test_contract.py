@@ -17,7 +17,7 @@ from responder.conversations import ConflictError, Conversation, Timer, TimerWri
 from responder.errors import StoreError
 from responder.outbound import Commit, HitLimit, OutboundCall, OutboxItem, StoredResponse
 from responder.stores import open_store
-from responder.stores.base import Depth, Store
+from responder.stores.base import Depth, Snapshot, Store, Wanted
 from responder.stores.memory import HIT_HORIZON, MemoryStore
 from responder.stores.redis import RedisStore
 from responder.stores.sqlite import SCHEMA, SqliteStore
@@ -555,6 +555,51 @@ async def test_opt_outs_are_recorded_with_the_commit(store: Store) -> None:
     await store.commit(Commit("o1", OK, now=1.0, opt_outs=(("+1", True), ("+2", True))))
     await store.commit(Commit("o2", OK, now=2.0, opt_outs=(("+2", False),)))
     assert await store.opted_out(["+1", "+2", "+3"]) == {"+1"}
+
+
+# -- snapshot: a webhook's likely reads in one call -----------------------------------------
+
+
+async def test_snapshot_of_an_empty_store_finds_nothing(store: Store) -> None:
+    wanted = Wanted("e1", "textit:sms:+1", "+1", (("loop:+1", 0.0), ("cap:+1", 0.0)))
+    assert await store.snapshot(wanted) == Snapshot(None, None, False, (0, 0))
+    assert await store.snapshot(Wanted("e1")) == Snapshot()
+
+
+async def test_snapshot_reads_what_the_single_reads_read(store: Store) -> None:
+    await store.commit(
+        Commit("c1", OK, hits=("loop:+1", "cap:+1"), now=100.0, conversation=talk("q1"))
+    )
+    await store.commit(
+        Commit("c2", OTHER, hits=("loop:+1",), now=200.0, opt_outs=(("+1", True), ("+2", True)))
+    )
+    await store.commit(Commit("c3", OK, now=300.0, conversation=talk("q2"), expected_version=1))
+    hits = (("loop:+1", 100.0), ("loop:+1", 100.5), ("cap:+1", 0.0), ("cap:+1", 100.001))
+    got = await store.snapshot(Wanted("c2", "textit:sms:+1", "+1", hits))
+    assert got.response == OTHER == await store.get_response("c2")
+    assert got.conversation == talk("q2").with_version(2)
+    assert got.conversation == await store.get_conversation("textit:sms:+1")
+    assert got.opted_out is True
+    assert got.hits == (2, 1, 1, 0)  # the window start is inclusive, as in count_hits
+    assert [await store.count_hits(k, since) for k, since in hits] == list(got.hits)
+
+
+async def test_snapshot_reads_only_what_is_asked_for(store: Store) -> None:
+    await store.commit(Commit("c1", OK, now=1.0, conversation=talk(), opt_outs=(("+1", True),)))
+    await store.commit(Commit("c2", OK, now=2.0, opt_outs=(("+2", True), ("+2", False))))
+    assert await store.snapshot(Wanted("other", None, None)) == Snapshot()
+    assert await store.snapshot(Wanted("other", "textit:sms:+9", "+9")) == Snapshot()
+    opted_in = await store.snapshot(Wanted("c2", None, "+2"))
+    assert opted_in == Snapshot(OK, None, False, ())  # opted in again after opting out
+
+
+async def test_snapshot_response_is_byte_identical(store: Store) -> None:
+    response = StoredResponse(200, "text/plain; charset=latin-1", b"caf\xe9 \x00\n\xff end\n")
+    await store.commit(Commit("bytes", response, now=1.0))
+    got = (await store.snapshot(Wanted("bytes"))).response
+    assert got == response
+    assert got is not None
+    assert type(got.body) is bytes
 
 
 async def test_a_secret_is_made_once_and_kept(store: Store) -> None:
