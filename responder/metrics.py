@@ -7,7 +7,7 @@ provider actions), never from what a contact sends, so the number of series stay
 from __future__ import annotations
 
 import hmac
-from typing import Final
+from typing import Any, Final, Self
 
 from aiohttp import web
 from prometheus_client import (
@@ -18,6 +18,7 @@ from prometheus_client import (
     disable_created_metrics,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 
 from responder.outbound import OutboundCall
 from responder.stores.base import Store
@@ -25,12 +26,58 @@ from responder.stores.base import Store
 # Webhook handling is mostly sub-millisecond; outbound calls take up to their timeout (60 s).
 WEBHOOK_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 OUTBOUND_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Children kept per metric; label values are bounded by the rules and settings, and past
+# this many (a rule set reloaded many times over) ``labels()`` simply is not cached.
+MAX_CACHED_CHILDREN: Final = 10_000
 
 
 def action(call: OutboundCall) -> str:
     """The ``action`` label of a call: the provider endpoint, or the method for ``http``
     (a webhook URL may carry tokens and has no bounded set of values)."""
     return call.method if call.provider == "http" else call.endpoint
+
+
+class _CachedLabels(MetricWrapperBase):
+    """``labels(*values)`` from a dict of the children already made: prometheus_client takes
+    a lock and checks the label names and values on every call, on every webhook."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._children: dict[tuple[object, ...], Self] = {}
+
+    def labels(self, *labelvalues: object, **labelkwargs: object) -> Self:
+        if labelkwargs or not labelvalues:
+            return super().labels(*labelvalues, **labelkwargs)
+        child = self._children.get(labelvalues)
+        if child is None:
+            child = super().labels(*labelvalues)
+            if len(self._children) < MAX_CACHED_CHILDREN:
+                self._children[labelvalues] = child
+        return child
+
+    def remove(self, *labelvalues: Any) -> None:
+        self._children.clear()
+        super().remove(*labelvalues)
+
+    def remove_by_labels(self, labels: dict[str, str]) -> None:
+        self._children.clear()
+        super().remove_by_labels(labels)
+
+    def clear(self) -> None:
+        self._children.clear()
+        super().clear()
+
+
+class CachedCounter(_CachedLabels, Counter):
+    """A Counter whose children are looked up in a dict."""
+
+
+class CachedGauge(_CachedLabels, Gauge):
+    """A Gauge whose children are looked up in a dict."""
+
+
+class CachedHistogram(_CachedLabels, Histogram):
+    """A Histogram whose children are looked up in a dict."""
 
 
 class Metrics:
@@ -42,92 +89,92 @@ class Metrics:
         # the library's own and process-wide; responder wants it off wherever it runs.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         r = self.registry = CollectorRegistry()
-        self.events = Counter(
+        self.events = CachedCounter(
             "responder_events",
             "Webhook events received, by provider, channel and event kind",
             ["provider", "channel", "kind"],
             registry=r,
         )
-        self.duplicates = Counter(
+        self.duplicates = CachedCounter(
             "responder_duplicate_deliveries",
             "Retried webhook deliveries answered with the stored response",
             ["channel"],
             registry=r,
         )
-        self.rule_matches = Counter(
+        self.rule_matches = CachedCounter(
             "responder_rule_matches", "Rules that fired, by rule name", ["rule"], registry=r
         )
-        self.rule_limited = Counter(
+        self.rule_limited = CachedCounter(
             "responder_rule_limited",
             "Rules that matched but had reached their per-contact limit",
             ["rule"],
             registry=r,
         )
-        self.transitions = Counter(
+        self.transitions = CachedCounter(
             "responder_dialogue_transitions",
             "Dialogue steps, by dialogue, the state left and the state entered",
             ["dialogue", "source", "dest"],
             registry=r,
         )
-        self.replies = Counter(
+        self.replies = CachedCounter(
             "responder_replies",
             "Webhooks answered with a reply body, by channel",
             ["channel"],
             registry=r,
         )
-        self.queued = Counter(
+        self.queued = CachedCounter(
             "responder_outbound_queued",
             "Outbound calls put in the outbox, by provider and action",
             ["provider", "action"],
             registry=r,
         )
-        self.calls = Counter(
+        self.calls = CachedCounter(
             "responder_outbound_calls",
             "Outbound call attempts by provider, action and outcome (sent, dry_run, retry, failed)",
             ["provider", "action", "outcome"],
             registry=r,
         )
-        self.webhook_seconds = Histogram(
+        self.webhook_seconds = CachedHistogram(
             "responder_webhook_seconds",
             "Time to answer a webhook, by channel",
             ["channel"],
             buckets=WEBHOOK_BUCKETS,
             registry=r,
         )
-        self.outbound_seconds = Histogram(
+        self.outbound_seconds = CachedHistogram(
             "responder_outbound_seconds",
             "Duration of outbound call attempts, by provider",
             ["provider"],
             buckets=OUTBOUND_BUCKETS,
             registry=r,
         )
-        self.reloads = Counter(
+        self.reloads = CachedCounter(
             "responder_reloads", "Rule reloads, by result (ok, failed)", ["result"], registry=r
         )
-        self.refused = Counter(
+        self.refused = CachedCounter(
             "responder_refused_requests",
             "Webhook requests refused, by reason",
             ["reason"],
             registry=r,
         )
-        self.errors = Counter(
+        self.errors = CachedCounter(
             "responder_rule_errors",
             "Rule or dialogue errors (conditions or templates failing at run time)",
             registry=r,
         )
-        self.rules = Gauge(
+        self.rules = CachedGauge(
             "responder_rules", "Rules and dialogues being served", ["what"], registry=r
         )
-        self.outbox = Gauge(
+        self.outbox = CachedGauge(
             "responder_outbox_items",
             "Outbox items by status (pending, dead); read from the store at scrape time",
             ["status"],
             registry=r,
         )
-        self.timers = Gauge(
+        self.timers = CachedGauge(
             "responder_timers_pending", "Dialogue timers waiting to fire", registry=r
         )
-        self.conversations = Gauge(
+        self.conversations = CachedGauge(
             "responder_conversations_active", "Dialogue conversations in progress", registry=r
         )
         for result in ("ok", "failed"):

@@ -46,7 +46,7 @@ from responder.startup import StopSignals, open_recording, public_url_warning
 from responder.stores import open_store
 from responder.stores.base import Store
 from responder.timers import TimerWorker
-from responder.trace import describe, webhook_trace
+from responder.trace import WebhookTrace
 
 log = logging.getLogger("responder.server")
 trace_log = logging.getLogger("responder.trace")
@@ -230,20 +230,17 @@ def _verified_state(app: web.Application, event: Event) -> AppState | None:
 def _duplicate(app: web.Application, event: Event, key: str, started: float) -> None:
     app[METRICS].duplicates.labels(event.channel).inc()
     timings = {"total": time.perf_counter() - started}
-    fields = webhook_trace(event, key, None, fresh=False, masked=_masked(app), timings=timings)
-    _log_trace(app, fields)
+    _log_trace(WebhookTrace(event, key, None, fresh=False, masked=_masked(app), timings=timings))
 
 
 def _masked(app: web.Application) -> bool:
     return app[SETTINGS].log_contacts == "masked"
 
 
-def _log_trace(app: web.Application, fields: dict[str, object]) -> None:
-    trace_log.info(
-        "%s",
-        describe(fields),
-        extra={"trace": {"event": "webhook", **fields}, "trace_id": TRACE_ID.get()},
-    )
+def _log_trace(trace: WebhookTrace) -> None:
+    # The trace is the message (str() of it) and the fields: each built only if written.
+    if trace_log.isEnabledFor(logging.INFO):
+        trace_log.handle(trace.record(trace_log, TRACE_ID.get()))
 
 
 def _count(metrics: Metrics, event: Event, outcome: Outcome, fresh: bool) -> None:
@@ -315,9 +312,7 @@ async def _process(
         "engine": decided - begun,
         "commit": committed - decided,
     }
-    _log_trace(
-        app, webhook_trace(event, key, outcome, fresh=fresh, masked=_masked(app), timings=timings)
-    )
+    _log_trace(WebhookTrace(event, key, outcome, fresh=fresh, masked=_masked(app), timings=timings))
     if fresh and outcome.calls:
         app[DELIVERY].wake(sum(is_ivr_step(call) for call in outcome.calls))
     return stored

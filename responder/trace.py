@@ -8,16 +8,20 @@ headers are left out.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final
 
 from responder.clients.sender import loggable_endpoint, redact
 from responder.engine import Outcome
 from responder.events import Event
-from responder.logs import mask_contact
+from responder.logs import TraceFields, mask_contact
 from responder.outbound import OutboundCall
 
 # Every limit has a number: texts in a trace are cut to this many characters.
 MAX_TRACE_TEXT: Final = 500
+# What logging records as the caller when it does not look it up.
+_NO_FILE: Final = "(unknown file)"
+_NO_FUNCTION: Final = "(unknown function)"
 
 
 def _cut(text: str | None) -> str | None:
@@ -108,18 +112,107 @@ def webhook_trace(
     return fields
 
 
+class WebhookTrace(TraceFields):
+    """The trace record of one webhook, built only as far as the log format asks: text lines
+    need the one-line message (``str()``), JSON lines the fields too (``as_dict()``)."""
+
+    __slots__ = ("_message", "event", "fresh", "key", "masked", "outcome", "timings")
+
+    def __init__(
+        self,
+        event: Event,
+        key: str,
+        outcome: Outcome | None,
+        *,
+        fresh: bool,
+        masked: bool,
+        timings: dict[str, float],
+    ) -> None:
+        self.event = event
+        self.key = key
+        self.outcome = outcome
+        self.fresh = fresh
+        self.masked = masked
+        self.timings = timings
+        self._message: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        fields = webhook_trace(
+            self.event,
+            self.key,
+            self.outcome,
+            fresh=self.fresh,
+            masked=self.masked,
+            timings=self.timings,
+        )
+        return {"event": "webhook", **fields}
+
+    def record(self, logger: logging.Logger, trace_id: str | None) -> logging.LogRecord:
+        """The INFO record of this trace, as ``logger.info`` makes it but without looking up
+        the caller's file and line (a walk up the stack; no log format shows them)."""
+        extra = {"trace": self, "trace_id": trace_id}
+        return logger.makeRecord(
+            logger.name, logging.INFO, _NO_FILE, 0, self, (), None, _NO_FUNCTION, extra
+        )
+
+    def __str__(self) -> str:
+        """``describe(self.as_dict())``, without building the fields."""
+        if self._message is None:
+            self._message = self._describe()
+        return self._message
+
+    def _describe(self) -> str:
+        event, outcome = self.event, self.outcome
+        contact = mask_contact(event.contact) if self.masked else event.contact
+        who = contact or event.session or "-"
+        if outcome is None:
+            return _summary(event.channel, event.kind, who, duplicate=True)
+        fresh = self.fresh
+        return _summary(
+            event.channel,
+            event.kind,
+            who,
+            matched=list(outcome.matched),
+            replied=fresh and (outcome.reply_text is not None or outcome.variables is not None),
+            calls=len(outcome.calls) if fresh else 0,
+            errors=len(outcome.errors),
+            concurrent=not fresh,
+        )
+
+
 def describe(fields: dict[str, Any]) -> str:
     """The one-line message of a trace, for text logs."""
-    who = fields.get("contact") or fields.get("session") or "-"
-    head = f"{fields['channel']} {fields['kind']} from {who}"
-    if fields.get("duplicate"):
-        return f"{head}: retried delivery answered with the stored response"
-    matched = fields.get("matched")
-    rules = f"rules {matched}" if matched else "no rule matched"
     effects = fields.get("effects") or {}
-    calls = len(effects.get("calls") or ())
-    tail = " (a concurrent delivery answered first)" if fields.get("concurrent_duplicate") else ""
-    replied = ", replied" if effects.get("reply") else ""
-    errors = len(fields.get("errors") or ())
+    return _summary(
+        fields["channel"],
+        fields["kind"],
+        fields.get("contact") or fields.get("session") or "-",
+        duplicate=bool(fields.get("duplicate")),
+        matched=fields.get("matched"),
+        replied=bool(effects.get("reply")),
+        calls=len(effects.get("calls") or ()),
+        errors=len(fields.get("errors") or ()),
+        concurrent=bool(fields.get("concurrent_duplicate")),
+    )
+
+
+def _summary(
+    channel: str,
+    kind: str,
+    who: str,
+    *,
+    duplicate: bool = False,
+    matched: list[str] | None = None,
+    replied: bool = False,
+    calls: int = 0,
+    errors: int = 0,
+    concurrent: bool = False,
+) -> str:
+    head = f"{channel} {kind} from {who}"
+    if duplicate:
+        return f"{head}: retried delivery answered with the stored response"
+    rules = f"rules {matched}" if matched else "no rule matched"
+    tail = " (a concurrent delivery answered first)" if concurrent else ""
+    replied_part = ", replied" if replied else ""
     failed = f", {errors} error(s)" if errors else ""
-    return f"{head}: {rules}{replied}, {calls} call(s){failed}{tail}"
+    return f"{head}: {rules}{replied_part}, {calls} call(s){failed}{tail}"

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import io
 import json
 import logging
+import signal
+import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from responder.logs import TRACE_ID, mask_contact, new_trace_id, setup_logging
+from responder.logs import (
+    TEXT_FORMAT,
+    TRACE_ID,
+    JsonFormatter,
+    TextFormatter,
+    TraceFields,
+    TraceFilter,
+    mask_contact,
+    new_trace_id,
+    setup_logging,
+)
 from responder.testing.process import ServeProcess
 from tests.conftest import write_rules
 
@@ -123,3 +141,196 @@ async def test_serve_with_log_format_json_writes_only_json_lines(tmp_path: Path)
     assert trace["trace_id"] == trace_id
     assert trace["contact"] == "+65*****567"
     assert "+6591234567" not in server.output()
+
+
+async def _post_all(url: str, count: int, answered: asyncio.Event, after: int) -> list[str]:
+    """POST ``count`` SMS webhooks at once: the trace ids of those answered 200."""
+    traced: list[str] = []
+    async with aiohttp.ClientSession() as http:
+
+        async def one(i: int) -> None:
+            data = {"event": "mo_sms", "sms": str(i), "phone": f"+659{i:07d}", "text": "hey"}
+            try:
+                async with http.post(f"{url}/webhooks/textit", data=data) as resp:
+                    await resp.read()
+                    if resp.status == 200:
+                        traced.append(resp.headers["X-Trace-Id"])
+            except aiohttp.ClientError:
+                return
+            if len(traced) >= after:
+                answered.set()
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+    return traced
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_serve_stopped_by_sigterm_under_load_logged_every_webhook_it_answered(
+    tmp_path: Path, log_format: str
+) -> None:
+    rules = write_rules(
+        tmp_path / "r", 'rules: [{name: hi, on: sms.received, reply: {text: "hi"}}]'
+    )
+    args = ["--rules", str(rules), "--store", f"sqlite:///{tmp_path / 'db'}"]
+    server = await ServeProcess(
+        [*args, "--log-format", log_format], {}, tmp_path / "serve.log"
+    ).start()
+    reloaded, stopping = asyncio.Event(), asyncio.Event()
+    first = await _post_all(server.url, 100, reloaded, after=100)
+    server.signal(signal.SIGHUP)  # a reload: logged, and the lines keep coming
+    sending = asyncio.create_task(_post_all(server.url, 600, stopping, after=150))
+    await asyncio.wait_for(stopping.wait(), 60)
+    server.signal(signal.SIGTERM)
+    assert await server.stop() == 0
+    answered = first + await sending
+    output = server.output()
+    if log_format == "json":
+        records = [json.loads(line) for line in output.splitlines()]
+        logged = [r["trace_id"] for r in records if r.get("event") == "webhook"]
+        messages = [r["message"] for r in records]
+    else:
+        logged = [
+            line.rsplit("[trace ", 1)[1][:-1]
+            for line in output.splitlines()
+            if " responder.trace: " in line
+        ]
+        messages = output.splitlines()
+    assert len(answered) >= 250
+    assert set(answered) <= set(logged)
+    assert len(logged) == len(set(logged))
+    assert any("reloading rules (SIGHUP)" in m for m in messages), output[-2000:]
+    assert messages[-1].endswith("stopped")
+
+
+def reference_json(record: logging.LogRecord) -> str:
+    """The JSON line as ``json.dumps`` and ``datetime`` write it: what JsonFormatter must match."""
+    data: dict[str, Any] = {
+        "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+        "level": record.levelname,
+        "logger": record.name,
+        "message": record.getMessage(),
+    }
+    trace_id = getattr(record, "trace_id", None)
+    if trace_id:
+        data["trace_id"] = trace_id
+    fields = getattr(record, "trace", None)
+    if isinstance(fields, TraceFields):
+        fields = fields.as_dict()
+    if isinstance(fields, dict):
+        data.update(fields)
+    if record.exc_info:
+        data["exception"] = logging.Formatter().formatException(record.exc_info)
+    return json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.text(),
+    st.floats(),
+    st.sampled_from(["\ud83d", "a\udc00b", "\u2028", "\x00\x1f\x7f"]),
+    st.sampled_from([1e-5, 1e16, 1e-4, 9999999999999998.0, -0.0, 0.1 + 0.2]),
+    st.datetimes(),
+    st.just(Colour.RED),
+    st.just(frozenset({1})),
+)
+VALUES = st.recursive(
+    LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner),
+        st.lists(inner).map(tuple),
+        st.dictionaries(st.text(), inner),
+        st.dictionaries(st.integers(0, 3), inner),
+    ),
+    max_leaves=12,
+)
+CREATED = st.one_of(
+    st.floats(0, 4e9),
+    st.integers(0, 4_000_000_000).map(lambda s: s + 0.9999995),
+    st.integers(0, 4_000_000_000).map(lambda s: s + 0.0005),
+    st.integers(0, 4_000_000_000).map(lambda s: s - 1e-7),
+    st.sampled_from([0.0, 1_764_322_262.9999996, 1_764_322_262.0009995, 1_764_322_262.9995]),
+)
+
+
+def _record(created: float, trace: Any = None, trace_id: Any = None) -> logging.LogRecord:
+    record = logging.LogRecord("responder.trace", logging.INFO, __file__, 1, "m %s", ("x",), None)
+    record.created = created
+    record.msecs = (created - int(created)) * 1000
+    if trace is not None:
+        record.trace = trace
+    if trace_id is not None:
+        record.trace_id = trace_id
+    return record
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.text(), VALUES, max_size=6), CREATED, st.sampled_from([None, "ab12", ""]))
+def test_json_lines_are_what_json_dumps_writes(
+    fields: dict[str, Any], created: float, trace_id: str | None
+) -> None:
+    record = _record(created, fields, trace_id)
+    assert JsonFormatter().format(record) == reference_json(record)
+
+
+@given(CREATED, st.lists(st.floats(-1.0, 1.0), max_size=3))
+def test_json_time_is_what_datetime_writes_across_seconds(
+    created: float, steps: list[float]
+) -> None:
+    formatter = JsonFormatter()  # one formatter, so its cached second is used and replaced
+    for when in [created, *(max(0.0, created + step) for step in steps)]:
+        assert formatter.format(_record(when)) == reference_json(_record(when))
+
+
+@given(CREATED, st.lists(st.floats(-1.0, 1.0), max_size=3), st.sampled_from(["", "abc"]))
+def test_text_lines_are_what_logging_writes(created: float, steps: list[float], trace: str) -> None:
+    ours, theirs = TextFormatter(), logging.Formatter(TEXT_FORMAT)
+    for when in [created, *(max(0.0, created + step) for step in steps)]:
+        record = _record(when, trace_id=trace)
+        TraceFilter().filter(record)
+        assert ours.format(record) == theirs.format(record)
+
+
+def test_lines_with_a_traceback_are_what_logging_writes() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord(
+            "responder.x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    TraceFilter().filter(record)
+    assert TextFormatter().format(record) == logging.Formatter(TEXT_FORMAT).format(record)
+    assert JsonFormatter().format(record) == reference_json(record)
+    assert "ValueError: boom" in JsonFormatter().format(record)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1e-5,
+        1e16,
+        -2.5e-7,
+        1.5e300,
+        float("nan"),
+        float("-inf"),
+        2**64,
+        -(2**63) - 1,
+        "\ud83d",
+        datetime(2026, 1, 2, tzinfo=UTC),
+        Colour.RED,
+        {1: "x"},
+        {None: "x"},
+        frozenset({1}),
+        b"bytes",
+    ],
+)
+def test_values_orjson_would_write_differently_are_written_as_json_dumps_does(value: Any) -> None:
+    # Each alone amid plain values, at the top and nested, so nothing else decides the path.
+    for fields in ({"v": value, "s": "x"}, {"calls": [{"params": {"n": 1, "v": value}}]}):
+        record = _record(1_764_322_262.25, fields, "ab12")
+        assert JsonFormatter().format(record) == reference_json(record)

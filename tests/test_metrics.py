@@ -7,9 +7,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
-from responder.metrics import Metrics
+from responder.metrics import MAX_CACHED_CHILDREN, Metrics
 from responder.testing.fakes import FakeProvider
 from tests.conftest import REPO, wait_for, write_rules
 
@@ -195,3 +197,72 @@ def test_no_created_series_beside_the_documented_ones() -> None:
     text = metrics.exposition().decode()
     assert "responder_events_total" in text
     assert "_created" not in text
+
+
+def _plain_twins(metrics: Metrics, registry: CollectorRegistry) -> dict[str, Any]:
+    """Every metric of ``metrics`` built again as a plain prometheus_client one."""
+    twins: dict[str, Any] = {}
+    for name, metric in vars(metrics).items():
+        if not isinstance(metric, MetricWrapperBase):
+            continue
+        kind = next(t for t in (Counter, Gauge, Histogram) if isinstance(metric, t))
+        extra = {"buckets": metric._upper_bounds} if isinstance(metric, Histogram) else {}
+        twins[name] = kind(
+            metric._original_name,
+            metric._documentation,
+            metric._labelnames,
+            registry=registry,
+            **extra,
+        )
+    for result in ("ok", "failed"):
+        twins["reloads"].labels(result)
+    return twins
+
+
+def test_cached_children_are_the_ones_labels_makes_and_exposition_is_unchanged() -> None:
+    metrics, registry = Metrics(), CollectorRegistry()
+    twins = _plain_twins(metrics, registry)
+    assert len(twins) == 17
+    for round_ in range(3):
+        for kind in ("sms.received", "call.missed"):
+            for name, values in (
+                ("events", ("textit", "main", kind)),
+                ("transitions", ("survey", "(start)", kind)),
+                ("webhook_seconds", (kind,)),
+                ("rules", (kind,)),
+            ):
+                metric = getattr(metrics, name)
+                child = metric.labels(*values)
+                assert child is metric.labels(*values)
+                # The very child prometheus_client's own labels() hands out for these values.
+                assert child is MetricWrapperBase.labels(metric, *values)
+                for each in (child, twins[name].labels(*values)):
+                    if name == "webhook_seconds":
+                        each.observe(0.003 * (round_ + 1))
+                    elif name == "rules":
+                        each.set(round_)
+                    else:
+                        each.inc()
+    for each in (metrics.reloads, twins["reloads"]):
+        each.labels(result="failed").inc()
+        each.labels("ok").inc()
+    assert metrics.exposition() == generate_latest(registry)
+    assert b'responder_webhook_seconds_bucket{channel="call.missed",le="0.01"} 3.0' in (
+        metrics.exposition()
+    )
+
+
+def test_cached_children_stay_right_past_the_bound_and_after_remove() -> None:
+    metrics = Metrics()
+    events = metrics.events
+    for n in range(MAX_CACHED_CHILDREN + 5):
+        events.labels("textit", "main", f"kind-{n}").inc()
+    extra = events.labels("textit", "main", f"kind-{MAX_CACHED_CHILDREN + 1}")
+    assert extra is events.labels("textit", "main", f"kind-{MAX_CACHED_CHILDREN + 1}")
+    assert extra._value.get() == 1
+    events.remove("textit", "main", "kind-0")
+    fresh = events.labels("textit", "main", "kind-0")
+    assert fresh._value.get() == 0
+    events.clear()
+    assert events.labels("textit", "main", "kind-1")._value.get() == 0
+    assert "kind-2" not in metrics.exposition().decode()

@@ -10,9 +10,14 @@ from typing import Any
 
 import pytest
 
-from responder.logs import JsonFormatter, TraceFilter
+from responder.conversations import Conversation
+from responder.engine import Outcome
+from responder.events import Event
+from responder.logs import JsonFormatter, TextFormatter, TraceFilter
+from responder.outbound import OutboundCall
+from responder.server import _log_trace
 from responder.testing.fakes import FakeProvider
-from responder.trace import describe
+from responder.trace import WebhookTrace, describe, webhook_trace
 from tests.conftest import REPO, wait_for, write_rules
 
 RULES = """
@@ -151,3 +156,84 @@ def test_the_one_line_message_tells_no_match_from_a_rule_named_none(
 ) -> None:
     base = {"channel": "textit", "kind": "flow.step", "contact": "+6591234567"}
     assert describe({**base, **fields}) == message
+
+
+CALL = OutboundCall(
+    "k1", "hoiio", "sms/send", {"dest": "+6500000000", "msg": "hi", "n": 2}, rule="hours"
+)
+HOOK = OutboundCall("k2", "http", "https://hooks.example.org/in?token=t", {"a": 1}, rule="hook")
+OUTCOMES = [
+    None,
+    Outcome(),
+    Outcome(reply_text="We are open.", matched=("hours",), calls=(CALL, HOOK)),
+    Outcome(variables={"b": 1, "a": 2}, matched=("flow", "more"), limited=("capped",)),
+    Outcome(errors=("template failed",), matched=("none",)),
+    Outcome(
+        reply_text="Rate us 1-5",
+        matched=("dialogue:survey",),
+        transition=("survey", "(start)", "rating"),
+        conversation=Conversation(
+            "c", "survey", "rating", "textit", "textit", status="ended", outcome="done"
+        ),
+    ),
+]
+EVENTS = [
+    Event("textit", "textit", "sms.received", contact="+6591234567", text="hours?"),
+    Event("hoiio", "hoiio", "ivr.answered", session="S-1", digits="1", status="ok"),
+    Event("textit", "main", "flow.step", contact="", provider_event="flow"),
+]
+
+
+def _old_style_record(trace: WebhookTrace) -> logging.LogRecord:
+    """The record as the server logged a trace before: ``info("%s", describe(fields))``."""
+    fields = webhook_trace(
+        trace.event,
+        trace.key,
+        trace.outcome,
+        fresh=trace.fresh,
+        masked=trace.masked,
+        timings=trace.timings,
+    )
+    log = logging.getLogger("responder.trace")
+    return log.makeRecord(
+        log.name,
+        logging.INFO,
+        __file__,
+        1,
+        "%s",
+        (describe(fields),),
+        None,
+        extra={"trace": {"event": "webhook", **fields}, "trace_id": "6f1c2a9e0b7d4c11"},
+    )
+
+
+@pytest.mark.parametrize("outcome", OUTCOMES)
+@pytest.mark.parametrize("event", EVENTS)
+@pytest.mark.parametrize(("fresh", "masked"), [(True, False), (False, False), (True, True)])
+def test_a_trace_record_writes_the_lines_the_fields_and_describe_make(
+    event: Event, outcome: Outcome | None, fresh: bool, masked: bool
+) -> None:
+    timings = {"total": 0.00212, "engine": 0.0004, "commit": 1.5}
+    trace = WebhookTrace(event, "key:1", outcome, fresh=fresh, masked=masked, timings=timings)
+    record = trace.record(logging.getLogger("responder.trace"), "6f1c2a9e0b7d4c11")
+    old = _old_style_record(trace)
+    record.created, record.msecs = old.created, old.msecs
+    assert str(trace) == describe(trace.as_dict()) == record.getMessage()
+    for formatter in (JsonFormatter(), TextFormatter()):
+        for each in (record, old):
+            TraceFilter().filter(each)
+        assert formatter.format(record) == formatter.format(old)
+    assert (record.name, record.levelno) == ("responder.trace", logging.INFO)
+
+
+def test_no_trace_record_is_made_when_info_is_off(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="responder.trace")
+    trace = WebhookTrace(EVENTS[0], "k", None, fresh=False, masked=False, timings={})
+    _log_trace(trace)
+    assert caplog.records == []
+    assert trace._message is None  # not even the message was built
+    caplog.set_level(logging.INFO, logger="responder.trace")
+    _log_trace(trace)
+    assert [r.getMessage() for r in caplog.records] == [
+        "textit sms.received from +6591234567: retried delivery answered with the stored response"
+    ]
