@@ -133,8 +133,12 @@ class Reloader:
             self.metrics.reloads.labels("failed").inc()
             return False
         self.engine.rules = loaded
-        # The rules frozen out of the collector's sight at start-up may be garbage now.
+        # The rules frozen out of the collector's sight at start-up may be garbage now: one
+        # full pass here (65 ms with 10,000 rules) rather than several later, then the new
+        # rules go out of sight too, as at start-up.
         gc.unfreeze()
+        gc.collect()
+        gc.freeze()
         self.metrics.reloads.labels("ok").inc()
         self.metrics.rules_loaded(len(loaded.rules), len(loaded.dialogues))
         log.info(

@@ -130,10 +130,11 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     settings = app[SETTINGS]
     channel = request.match_info["channel"]
     # Refusals come before anything is read or written: they have no side effect at all.
-    address = client_address(
-        request.remote, request.headers.getall("X-Forwarded-For", []), settings.trusted_proxies
-    )
-    check_address(settings, address)
+    if settings.allow_ips:
+        address = client_address(
+            request.remote, request.headers.getall("X-Forwarded-For", []), settings.trusted_proxies
+        )
+        check_address(settings, address)
     provider_name = settings.channels.get(channel)
     if provider_name is None:
         raise web.HTTPNotFound(text=f"no channel named {channel!r}")
@@ -161,7 +162,7 @@ async def _webhook(
     query = tuple((k, v) for k, v in request.query.items() if k not in SECRET_PARAMS)
     content_type = _content_type(request)
     wreq = WebhookRequest(
-        query=query, body=body, content_type=content_type, headers=dict(request.headers)
+        query=query, body=body, content_type=content_type, headers=request.headers
     )
     recorder = app[RECORDER]
     if recorder is not None:

@@ -4,6 +4,7 @@ refuse broken ones with every problem logged, and never fail a request under loa
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import signal
@@ -16,8 +17,12 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from responder.engine import Engine
+from responder.metrics import Metrics
 from responder.reload import Reloader
+from responder.rules.loader import load_rules
 from responder.server import ENGINE, METRICS, RELOADER, reload_rules
+from responder.stores.memory import MemoryStore
 from responder.stores.sqlite import SqliteStore
 from responder.testing.process import ServeProcess
 
@@ -282,3 +287,21 @@ async def test_a_reload_that_brings_ivr_dialogues_without_a_public_url_warns(
     with caplog.at_level(logging.WARNING, logger="responder.reload"):
         assert reload_rules(client.server.app) is True
     assert "RESPONDER_PUBLIC_URL is not set, so the IVR dialogues ('menu')" in caplog.text
+
+
+def test_a_reload_leaves_every_object_frozen_as_at_start_up(rules: Path) -> None:
+    engine = Engine(load_rules([rules]), MemoryStore())
+    reloader = Reloader([str(rules)], engine, Metrics())
+    gc.collect()
+    gc.freeze()  # as serve does before it starts answering
+    try:
+        old = engine.rules
+        write(rules, 2)
+        assert reloader.reload_now()
+        assert engine.rules is not old
+        # The full pass ran and everything alive went out of the collector's sight: later
+        # full passes have only what is new to look at.
+        assert gc.get_freeze_count() > 0
+        assert gc.get_objects(generation=2) == []
+    finally:
+        gc.unfreeze()

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from responder.errors import BadRequest
 from responder.events import Event
@@ -87,10 +87,29 @@ def decode(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+def _form_part(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" in text:
+        text = unquote(text, errors="strict")
+    return text
+
+
+def _utf8_form(text: str) -> list[tuple[str, str]]:
+    """``parse_qsl(text, keep_blank_values=True, errors="strict")``, without its calls for
+    the parts that need no decoding (most of them)."""
+    pairs = []
+    for piece in text.split("&"):
+        if piece:
+            name, _, value = piece.partition("=")
+            pairs.append((_form_part(name), _form_part(value)))
+    return pairs
+
+
 def _pairs(raw: bytes) -> list[tuple[str, str]]:
     try:
         # The common case, in one pass: the body and every percent-escaped run are UTF-8.
-        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+        return _utf8_form(raw.decode("utf-8"))
     except UnicodeDecodeError:
         pass
     # Latin-1 maps every byte to one character and back, so percent-decoded bytes survive

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import gc
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from responder.calendars import Calendar
@@ -74,7 +76,26 @@ def _unreadable_directories(root: Path) -> list[Problem]:
 def load_rules(paths: Iterable[str | Path], templates: Templates | None = None) -> RuleSet:
     """Validate and compile every rule file under ``paths``; raise RulesError listing all
     problems of all files when anything is wrong."""
-    templates = templates or Templates()
+    # Loading makes millions of objects and almost no garbage: the collector's passes over
+    # them, triggered by allocation counts alone, took 40 % of a 10,000-rule load.
+    with collector_paused():
+        return _load_rules(paths, templates or Templates())
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block (when it was on); reference counting
+    still frees everything else at once."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def _load_rules(paths: Iterable[str | Path], templates: Templates) -> RuleSet:
     files, problems = rule_files(paths)
     rules: list[Rule] = []
     first_seen: dict[str, Rule] = {}

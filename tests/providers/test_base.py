@@ -18,6 +18,7 @@ from responder.providers.base import (
     HttpReply,
     WebhookRequest,
     _pairs,
+    _utf8_form,
     body_hash,
     decode,
     first,
@@ -334,3 +335,19 @@ FORM_PIECES += [b"%E2%82%AC", b"\xe2\x82\xac", b"%zz", b"\xff", b"%FF", b"text",
 def test_form_bodies_decode_each_value_utf8_else_latin1(raw: bytes) -> None:
     # The one-pass UTF-8 reading of a whole body gives what decoding value by value gives.
     assert _pairs(raw) == _pairs_by_value(raw)
+
+
+@given(
+    st.lists(
+        st.sampled_from([p.decode("latin-1") for p in FORM_PIECES]) | st.text(max_size=4),
+        max_size=12,
+    ).map("".join)
+)
+def test_utf8_form_is_parse_qsl(text: str) -> None:
+    try:
+        want = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        with pytest.raises(UnicodeDecodeError):
+            _utf8_form(text)
+        return
+    assert _utf8_form(text) == want

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from responder.conditions import AllOf
 from responder.errors import Problem, RulesError
 from responder.events import KINDS
+from responder.rules import loader
 from responder.rules.loader import MAX_FILE_BYTES, load_rules, rule_files
 from responder.rules.model import Hangup, Http, Limit, Reply, Rule, RuleSet, Sms
 from responder.templates import Template
@@ -602,3 +605,33 @@ def test_directories_skip_transcript_tests(tmp_path: Path) -> None:
     assert files == [tmp_path / "rules.yaml"]
     assert problems == []
     assert [r.name for r in load_rules([tmp_path]).rules] == ["one"]
+
+
+def test_the_collector_is_paused_while_loading_and_restored_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n  - name: a\n    on: sms.received\n    reply: {text: hi}\n"
+    )
+    seen: list[bool] = []
+    real = loader._load_rules
+
+    def spy(*args: Any) -> Any:
+        seen.append(gc.isenabled())
+        return real(*args)
+
+    monkeypatch.setattr(loader, "_load_rules", spy)
+    assert gc.isenabled()
+    load_rules([tmp_path])
+    assert gc.isenabled()
+    gc.disable()  # a caller that keeps it off finds it off afterwards
+    try:
+        load_rules([tmp_path])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    (tmp_path / "bad.yaml").write_text("rules: [")
+    with pytest.raises(RulesError):
+        load_rules([tmp_path])
+    assert gc.isenabled()  # also after a refused load
+    assert seen == [False, False, False]
