@@ -137,3 +137,59 @@ async def test_a_cancelled_holder_releases_the_key_for_the_next() -> None:
     await asyncio.wait_for(following, 1)
     assert got == ["next"]
     assert len(locks) == 0
+
+
+async def test_a_waiter_cancelled_as_the_key_is_released_passes_it_on() -> None:
+    locks = KeyedLocks()
+    release = asyncio.Event()
+    got: list[str] = []
+
+    async def holder() -> None:
+        async with locks.hold("k"):
+            await release.wait()
+
+    async def waiter(name: str) -> None:
+        async with locks.hold("k"):
+            got.append(name)
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    cancelled = asyncio.create_task(waiter("cancelled"))
+    await asyncio.sleep(0)
+    following = asyncio.create_task(waiter("following"))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.sleep(0)  # the holder leaves, handing the key to "cancelled"...
+    cancelled.cancel()  # ...which is cancelled before it runs
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    await asyncio.wait_for(asyncio.gather(held, following), 1)
+    assert got == ["following"]
+    assert len(locks) == 0
+
+
+async def test_a_waiter_cancelled_before_the_release_reaches_it_is_skipped() -> None:
+    locks = KeyedLocks()
+    release = asyncio.Event()
+    got: list[str] = []
+
+    async def holder() -> None:
+        async with locks.hold("k"):
+            await release.wait()
+            waiting.cancel()  # cancelled, and the release below passes over it
+
+    async def waiter(name: str) -> None:
+        async with locks.hold("k"):
+            got.append(name)
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(waiter("cancelled"))
+    following = asyncio.create_task(waiter("following"))
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.wait_for(asyncio.gather(held, following), 1)
+    assert got == ["following"]
+    assert len(locks) == 0
