@@ -51,7 +51,7 @@ class KeyedLocks:
 
 
 class _Hold:
-    __slots__ = ("_locks", "_key")
+    __slots__ = ("_key", "_locks")
 
     def __init__(self, locks: KeyedLocks, key: str) -> None:
         self._locks = locks
