@@ -67,10 +67,14 @@ class Template:
     source: str
     _generate: Callable[[Mapping[str, Any]], Iterator[str]]
     _env: Sandbox
+    # Whether a render can spend steps (loops, calls): only then is a budget set up for it.
+    _budgeted: bool = True
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The rendered text, or TemplateError; never a partial text."""
         try:
+            if not self._budgeted:
+                return self._collect(context)
             return str(self._env.run(self._env.budget(), lambda: self._collect(context)))
         except TemplateError:
             raise
@@ -130,6 +134,15 @@ _PLAIN: Final = (
     nodes.Pow, nodes.List, nodes.Tuple, nodes.Dict, nodes.Pair, nodes.Keyword, nodes.Call,
     nodes.If,
 )  # fmt: skip
+
+
+def _budgeted(ast: nodes.Template) -> bool:
+    """Whether rendering ``ast`` can spend from a budget: it loops or calls (filters and
+    tests are no calls), or holds something beyond the plain expression nodes."""
+    return any(
+        isinstance(node, nodes.Call) or not isinstance(node, _PLAIN)
+        for node in ast.find_all(nodes.Node)
+    )
 
 
 def _static(source: str) -> str:
@@ -228,16 +241,16 @@ class Templates:
         if known is not None:
             return known
         if "{" not in source:
-            template = Template(source, _Text(_static(source)), self.env)
+            template = Template(source, _Text(_static(source)), self.env, _budgeted=False)
         elif self._simple(source):
-            template = Template(source, _Lazy(self.env, source), self.env)
+            template = Template(source, _Lazy(self.env, source), self.env, _budgeted=False)
         else:
             try:
                 ast = self.env.parse(source)
                 self._check_names(ast)
             except TemplateSyntaxError as exc:
                 raise TemplateError(f"template syntax error: {exc.message}", exc.lineno) from None
-            template = Template(source, _Lazy(self.env, ast), self.env)
+            template = Template(source, _Lazy(self.env, ast), self.env, _budgeted(ast))
         self._known[source] = template
         return template
 

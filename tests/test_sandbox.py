@@ -214,3 +214,25 @@ def test_output_stops_at_the_cap_without_finishing_the_loop(templates: Templates
     )
     message = refused(templates, source, "longer than")
     assert message == f"output is longer than {MAX_OUTPUT_CHARS} characters"
+
+
+@pytest.mark.parametrize(
+    ("source", "budgeted"),
+    [
+        ("no tags", False),
+        ("Hi {{ contact }}", False),
+        ("{{ contact_name or contact }}: {{ text|length }} {{ text|upper }}", False),
+        ("{{ text.upper() }}", True),
+        ("{% for a in range(3) %}{% endfor %}", True),
+        ("{% set a = 1 %}{{ a }}", True),
+    ],
+)
+def test_only_renders_that_can_spend_set_up_a_budget(source: str, budgeted: bool) -> None:
+    assert Templates().template(source)._budgeted is budgeted
+
+
+def test_calls_without_loops_spend_from_the_budget() -> None:
+    small = Templates(max_steps=2)
+    assert small.template("{{ text.upper().lower() }}").render(CTX) == "abc"
+    with pytest.raises(TemplateError, match="more than 2 steps"):
+        small.template("{{ text.upper().lower().strip() }}").render(CTX)
