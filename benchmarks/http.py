@@ -3,20 +3,23 @@
     python benchmarks/http.py [--quick] [--json [FILE]] [--seconds 5] [--rounds 3]
 
 Starts, each as its own process on this machine: a bare aiohttp app (parse the form, answer
-a fixed JSON reply), ``responder serve`` on generated rule sets of 10, 1,000 and 10,000 rules
-(mostly keywords, some regexes, some for other kinds and channels; the matching rule is the
-last one, with a templated reply) and on the IVR menu example with a fake Hoiio API (its
-own process) taking the outbound ``gather`` blocks; SQLite store, and Redis too when the
-store supports it and a Redis answers at RESPONDER_TEST_REDIS (default 127.0.0.1:6379/0,
-under a fresh key prefix, deleted afterwards). Every server gets the same load (wrk with a
-Lua script when installed, else an aiohttp load generator):
-``--connections`` requests in flight, each body unique (a new message id or IVR session),
-in rounds that visit every server in turn (every other round backwards), so drift of the
-shared machine hits all alike.
+a fixed JSON reply), the floor (``http_floor.py``: responder's templated answer with its
+idempotency record committed to SQLite, and nothing else), ``responder serve`` on generated
+rule sets of 10, 1,000 and 10,000 rules (mostly keywords, some regexes, some for other kinds
+and channels; the matching rule is the last one, with a templated reply) and on the IVR menu
+example with a fake Hoiio API (its own process) taking the outbound ``gather`` blocks;
+SQLite store, and Redis too when the store supports it and a Redis answers at
+RESPONDER_TEST_REDIS (default 127.0.0.1:6379/0, under a fresh key prefix, deleted
+afterwards). The bare app and the floor run on the event loop responder runs on (uvloop when
+installed). Every server gets the same load (wrk with a Lua script when installed, else an
+aiohttp load generator): ``--connections`` requests in flight, each body unique (a new
+message id or IVR session), in rounds that visit every server in turn (every other round
+backwards), so drift of the shared machine hits all alike.
 Prints throughput and p50/p99 latency (medians over the rounds), the ratios against bare
-aiohttp and against 10 rules, the start-up time with 10,000 rules (process start to /healthz
-answering, and the rule load alone) and whether the targets are met. ``--json`` prints the
-summary as JSON instead (``--json FILE`` writes it there and prints the table).
+aiohttp, against 10 rules and against the floor, the start-up time with 10,000 rules (process
+start to /healthz answering, and the rule load alone) and whether the targets are met.
+``--json`` prints the summary as JSON instead (``--json FILE`` writes it there and prints the
+table).
 """
 
 from __future__ import annotations
@@ -265,7 +268,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "RESPONDER_PUBLIC_URL": "http://127.0.0.1:9",
         }
         plan: list[tuple[Target, list[str], dict[str, str]]] = [
-            (Target("bare", "textit"), ["-P", str(_HERE / "http_setup.py"), "PORT"], {})
+            (Target("bare", "textit"), ["-P", str(_HERE / "http_setup.py"), "PORT"], {}),
+            (
+                Target("floor", "textit"),
+                ["-P", str(_HERE / "http_floor.py"), "PORT", str(tmp / "floor.db")],
+                {},
+            ),
         ]
         for store_name, store in stores.items():
             sizes = SIZES if store_name == "sqlite" else (1000,)
@@ -289,7 +297,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 procs.append(proc)
                 target.proc = proc
             else:  # the bare app serves the Hoiio body too
-                target.url = targets[0].url
+                target.url = plan[0][0].url
             targets.append(target)
         _wait_ready(fake_url, fake_proc, path="/_fake/stats")
         for target in targets:
@@ -331,12 +339,14 @@ def summarise(
     bare = figures["bare"]["rps"]
     bare_hoiio = figures["bare-hoiio"]["rps"]
     ten = figures["textit-10-sqlite"]["rps"]
+    floor = figures["floor"]["rps"]
     for name, row in figures.items():
         base = bare_hoiio if name.startswith(("ivr", "bare-hoiio")) else bare
         row["vs_bare"] = ratio(row["rps"], base)
         if name.startswith("textit-"):
             row["vs_10_rules"] = ratio(row["rps"], ten)
-    served = [row for name, row in figures.items() if not name.startswith("bare")]
+            row["vs_floor"] = ratio(row["rps"], floor)
+    served = [row for name, row in figures.items() if not name.startswith(("bare", "floor"))]
     checks = {
         "1000 rules >= 0.60 x bare": figures["textit-1000-sqlite"]["vs_bare"] >= 0.60,
         "10000 rules >= 0.90 x 10 rules": figures["textit-10000-sqlite"]["vs_10_rules"] >= 0.90,
@@ -364,13 +374,14 @@ def table(summary: dict[str, Any]) -> str:
         f"{summary['seconds']:g} s per server (medians)",
         "",
         f"{'server':<22}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-        f"{'vs bare':>9}{'vs 10 rules':>13}",
+        f"{'vs bare':>9}{'vs 10 rules':>13}{'vs floor':>10}",
     ]
     for name, row in summary["targets"].items():
         tens = f"{row['vs_10_rules']:.2f}" if "vs_10_rules" in row else ""
+        floor = f"{row['vs_floor']:.2f}" if "vs_floor" in row else ""
         lines.append(
             f"{name:<22}{row['rps']:>8.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
-            f"{row['errors']:>8.0f}{row['vs_bare']:>9.2f}{tens:>13}"
+            f"{row['errors']:>8.0f}{row['vs_bare']:>9.2f}{tens:>13}{floor:>10}"
         )
     start = summary["startup"]
     lines += [

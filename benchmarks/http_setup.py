@@ -126,6 +126,14 @@ def bare_app() -> object:
 
 
 if __name__ == "__main__":
+    import asyncio
+
     from aiohttp import web
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from responder.speed import event_loop_policy
+
+    policy = event_loop_policy()  # the loop responder runs on here, for a like comparison
+    if policy is not None:
+        asyncio.set_event_loop_policy(policy)
     web.run_app(bare_app(), host="127.0.0.1", port=int(sys.argv[1]), print=None)  # type: ignore[arg-type]
