@@ -68,6 +68,7 @@ class Target:
     url: str = ""
     proc: subprocess.Popen[bytes] | None = None
     results: list[http_load.Result] = field(default_factory=list)
+    replied: float | None = None  # share of webhooks answered with a reply (responder only)
 
     def summary(self) -> dict[str, float]:
         def median(values: list[float]) -> float:
@@ -79,6 +80,7 @@ class Target:
             "p99_ms": median([r.p99_ms for r in self.results]),
             "requests": sum(r.requests for r in self.results),
             "errors": sum(r.errors for r in self.results),
+            **({} if self.replied is None else {"replied": self.replied}),
         }
 
 
@@ -229,10 +231,27 @@ def load(target: Target, seconds: float, connections: int, use_wrk: bool, tag: s
     else:
 
         def make(n: int) -> str:
-            return http_setup.body(parts, f"{tag}n{n}", n % 5000, hoiio)
+            return http_setup.body(parts, f"{tag}n{n}", n % http_setup.CONTACTS, hoiio)
 
         result = asyncio.run(http_load.run_python(url, make, connections, seconds))
     target.results.append(result)
+
+
+def replied(target: Target) -> float:
+    """The share of a responder's TextIt webhooks answered with a reply (from its /metrics):
+    a benchmark of the templated reply must not measure something else, such as the loop
+    guard holding replies back."""
+
+    async def fetch() -> str:
+        async with aiohttp.ClientSession() as http, http.get(f"{target.url}/metrics") as resp:
+            return await resp.text()
+
+    totals = {"responder_events_total": 0.0, "responder_replies_total": 0.0}
+    for line in asyncio.run(fetch()).splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return ratio(totals["responder_replies_total"], totals["responder_events_total"])
 
 
 def ratio(a: float, b: float) -> float:
@@ -312,6 +331,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for target in targets if round_ % 2 == 0 else targets[::-1]:
                 print(f"round {round_ + 1}/{args.rounds}: {target.name}", file=sys.stderr)
                 load(target, args.seconds, args.connections, use_wrk, f"r{round_}{target.name}")
+        for target in targets:
+            if target.name.startswith("textit-"):
+                target.replied = replied(target)
         return summarise(args, targets, startup, use_wrk)
     except SystemExit:
         for log in sorted(tmp.glob("*.log")):
@@ -374,7 +396,7 @@ def table(summary: dict[str, Any]) -> str:
         f"{summary['seconds']:g} s per server (medians)",
         "",
         f"{'server':<22}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-        f"{'vs bare':>9}{'vs 10 rules':>13}{'vs floor':>10}",
+        f"{'vs bare':>9}{'vs 10 rules':>13}{'vs floor':>10}{'replied':>9}",
     ]
     for name, row in summary["targets"].items():
         tens = f"{row['vs_10_rules']:.2f}" if "vs_10_rules" in row else ""
@@ -382,6 +404,7 @@ def table(summary: dict[str, Any]) -> str:
         lines.append(
             f"{name:<22}{row['rps']:>8.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
             f"{row['errors']:>8.0f}{row['vs_bare']:>9.2f}{tens:>13}{floor:>10}"
+            + (f"{row['replied']:>8.0%}" if "replied" in row else "")
         )
     start = summary["startup"]
     lines += [

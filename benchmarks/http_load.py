@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import http_setup
 
 LUA = """
 local counter = 0
@@ -32,7 +33,7 @@ end
 request = function()
   counter = counter + 1
   local unique = tag .. counter
-  local contact = string.format("%07d", counter % 5000)
+  local contact = string.format("%07d", counter % CONTACTS)
   local body = [==[FIRST]==] .. unique .. [==[MIDDLE]==] .. contact .. [==[LAST]==]
   if HOIIO then body = body .. "S-" .. unique end
   return wrk.format("POST", [==[PATH]==], HEADERS, body)
@@ -67,6 +68,7 @@ def lua_script(parts: tuple[str, str, str], path: str, hoiio: bool) -> str:
         .replace("LAST", last)
         .replace("PATH", path)
         .replace("HOIIO", "true" if hoiio else "false")
+        .replace("CONTACTS", str(http_setup.CONTACTS))
         .replace("HEADERS", '{["Content-Type"] = "application/x-www-form-urlencoded"}')
     )
 

@@ -71,7 +71,7 @@ async def load(target: Target, seconds: float, connections: int, use_wrk: bool, 
     else:
 
         def make(n: int) -> str:
-            return http_setup.body(parts, f"{tag}n{n}", n % 5000, hoiio)
+            return http_setup.body(parts, f"{tag}n{n}", n % http_setup.CONTACTS, hoiio)
 
         result = await http_load.run_python(url, make, connections, seconds)
     if result.errors:
