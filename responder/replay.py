@@ -112,10 +112,11 @@ class World:
         except AppStateError as exc:
             return Effects(403, "", tuple(calls), f"app_state refused: {exc}")
         key = provider.idempotency_key(event, request)
-        stored = await self.store.get_response(key)
+        prepared = await self.engine.prepare(event, key, app_state)
+        stored = prepared.reads.response
         if stored is not None:
             return Effects(stored.status, _text(stored.body), tuple(calls), "retried delivery")
-        outcome = await self.engine.handle(event, key, app_state)
+        outcome = await self.engine.handle(event, key, app_state, prepared)
         reply = provider.reply(event, outcome.reply_text, outcome.variables)
         response = StoredResponse(reply.status, reply.content_type, reply.body)
         await self.store.commit(

@@ -314,9 +314,10 @@ class Harness:
         app_state = self._verified(event)
         key = provider.idempotency_key(event, request)
         seen = Observation()
-        stored = await self.store.get_response(key)
+        prepared = await self.engine.prepare(event, key, app_state)
+        stored = prepared.reads.response
         if stored is None:
-            outcome = await self.engine.handle(event, key, app_state)
+            outcome = await self.engine.handle(event, key, app_state, prepared)
             reply = provider.reply(event, outcome.reply_text, outcome.variables)
             commit = Commit(
                 key,
