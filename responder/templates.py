@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import Template as JinjaTemplate
 from jinja2.lexer import newline_re
 
 from responder.sandbox import MAX_OUTPUT_CHARS, Sandbox
@@ -173,6 +174,14 @@ _SIMPLE_TAG: Final = re.compile(
 )
 
 
+def _flat_globals(template: JinjaTemplate) -> JinjaTemplate:
+    """``template`` with its globals in a plain dict: jinja2 keeps them as a ChainMap over the
+    environment's (fixed once the sandbox is built) and copies that into every render's
+    context, which took half the time of a short render."""
+    template.globals = dict(template.globals)
+    return template
+
+
 class _Lazy:
     """The render function of a checked template, compiled to Python when first called."""
 
@@ -186,7 +195,7 @@ class _Lazy:
     def __call__(self, context: Mapping[str, Any]) -> Iterator[str]:
         if self.generate is None:
             assert self.ast is not None
-            self.generate = self.env.from_string(self.ast).generate
+            self.generate = _flat_globals(self.env.from_string(self.ast)).generate
             self.ast = None
         return self.generate(context)
 
@@ -270,6 +279,7 @@ class Templates:
             ast = self.env.parse("{{ " + source + " }}")
             self._check_names(ast)
             compiled = self.env.compile_expression(source, undefined_to_none=False)
+            _flat_globals(compiled._template)
         except TemplateSyntaxError as exc:
             raise TemplateError(f"expression syntax error: {exc.message}") from None
         return Expression(source, compiled, self.env)

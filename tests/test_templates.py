@@ -355,3 +355,15 @@ def test_templates_of_the_same_text_are_shared_and_compiled_once(templates: Temp
     assert templates.template("Hello {{ contact }}") is first
     assert first.render(context()) == "Hello +6591234567"
     assert templates.template("No tags\r\nat all\n").render(context()) == "No tags\nat all"
+
+
+def test_compiled_templates_and_expressions_keep_their_globals_in_a_plain_dict() -> None:
+    templates = Templates()
+    template = templates.template("{% for n in range(3) %}{{ n }}{% endfor %} {{ text }}")
+    assert template.render({"text": "x"}) == "012 x"  # the sandbox's bounded range still there
+    compiled = template._generate.generate.__self__  # type: ignore[attr-defined]
+    assert type(compiled.globals) is dict
+    assert compiled.globals["range"] is templates.env.globals["range"]
+    expression = templates.expression("range(2)|list == [0, 1]")
+    assert expression.evaluate({}) is True
+    assert type(expression._evaluate._template.globals) is dict  # type: ignore[attr-defined]
