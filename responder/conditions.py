@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -40,8 +41,12 @@ class Condition(Protocol):
         ...
 
 
-def words(text: str) -> list[str]:
-    """Words of ``text``, case-folded, with punctuation stripped from their edges."""
+@lru_cache(maxsize=16)
+def words(text: str) -> tuple[str, ...]:
+    """Words of ``text``, case-folded, with punctuation stripped from their edges.
+
+    Remembered for the last few texts: the compliance keywords, the rule index and every
+    keyword condition ask for the words of the same message."""
     out = []
     for raw in text.split():
         if (raw[0].isalnum() or raw[0] == "_") and (raw[-1].isalnum() or raw[-1] == "_"):
@@ -50,7 +55,7 @@ def words(text: str) -> list[str]:
         word = _EDGE_PUNCT.sub("", raw).casefold()
         if word:
             out.append(word)
-    return out
+    return tuple(out)
 
 
 def parse_number(text: str) -> float | None:

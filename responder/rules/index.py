@@ -98,7 +98,7 @@ class Probe:
         found = words(event.text or "")
         return cls(
             event.channel.casefold(),
-            tuple(found),
+            found,
             found[0] if found else "",
             " ".join(found),
             (event.digits or "").strip(),
@@ -164,7 +164,15 @@ class _Bucket:
             {k: tuple(v) for k, v in self.prefix.items()},
             tuple(sorted({len(k) for k in self.prefix})),
             {s: {k: tuple(v) for k, v in d.items()} for s, d in self.contains.items()},
+            _scanner(self.contains),
         )
+
+
+def _scanner(contains: dict[str, Any]) -> re.Pattern[str] | None:
+    if not contains:
+        return None
+    keys = "|".join(re.escape(key) for key in sorted(contains))
+    return re.compile(f"(?=({keys}))")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +185,9 @@ class _Frozen:
     prefix: dict[str, tuple[int, ...]]
     prefix_lengths: tuple[int, ...]
     contains: dict[str, dict[str, tuple[int, ...]]]
+    # Finds, in one pass of the regex engine, every place where some key of ``contains``
+    # starts (the keys are all _SCAN long, so at most one starts at a place).
+    scan: re.Pattern[str] | None
 
     def find(self, probe: Probe, into: set[int]) -> None:
         into.update(self.always)
@@ -189,13 +200,12 @@ class _Frozen:
         text = probe.text
         for length in self.prefix_lengths:
             into.update(self.prefix.get(text[:length], ()))
-        if self.contains:
-            for start in range(len(text) - _SCAN + 1):
-                literals = self.contains.get(text[start : start + _SCAN])
-                if literals:
-                    for literal, positions in literals.items():
-                        if text.startswith(literal, start):
-                            into.update(positions)
+        if self.scan is not None:
+            for found in self.scan.finditer(text):
+                start = found.start()
+                for literal, positions in self.contains[found.group(1)].items():
+                    if text.startswith(literal, start):
+                        into.update(positions)
 
 
 @dataclass(frozen=True, slots=True)
