@@ -41,10 +41,14 @@ class WebhookRequest:
 class Params:
     """Request parameters merged from the query string and the body."""
 
-    values: dict[str, str]
-    repeated: dict[str, list[str]]
+    values: dict[str, str]  # the last value of each name
+    pairs: tuple[tuple[str, str], ...] = ()  # every name and value, in order
     document: dict[str, Any] | None = None  # a JSON object body, when there was one
     notes: tuple[str, ...] = ()  # what was repaired while reading
+
+    def every(self, name: str) -> list[str]:
+        """Every value given for ``name``, in order (a repeated field keeps them all)."""
+        return [value for key, value in self.pairs if key == name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,11 @@ def _utf8_form(text: str) -> list[tuple[str, str]]:
     for piece in text.split("&"):
         if piece:
             name, _, value = piece.partition("=")
-            pairs.append((_form_part(name), _form_part(value)))
+            if "+" in name or "%" in name:
+                name = _form_part(name)
+            if "+" in value or "%" in value:
+                value = _form_part(value)
+            pairs.append((name, value))
     return pairs
 
 
@@ -160,15 +168,11 @@ def parse_params(request: WebhookRequest) -> Params:
     if len(pairs) > MAX_PARAMS:
         raise BadRequest(f"too many parameters ({len(pairs)} > {MAX_PARAMS})")
     for key, value in pairs:
-        _check_length(key, value)
+        if len(key) > MAX_FIELD_CHARS or len(value) > MAX_FIELD_CHARS:
+            _check_length(key, value)
     if document is not None:
         _check_document(document)
-    values: dict[str, str] = {}
-    repeated: dict[str, list[str]] = {}
-    for key, value in pairs:
-        values[key] = value
-        repeated.setdefault(key, []).append(value)
-    return Params(values=values, repeated=repeated, document=document, notes=notes)
+    return Params(values=dict(pairs), pairs=tuple(pairs), document=document, notes=notes)
 
 
 def _replace_surrogates(document: dict[str, Any]) -> bool:

@@ -61,7 +61,8 @@ def test_decode_utf8_then_latin1(raw: bytes, text: str) -> None:
 def test_form_body() -> None:
     params = parse_params(request(b"a=1&b=two+words&c=%2B6511111111"))
     assert params.values == {"a": "1", "b": "two words", "c": "+6511111111"}
-    assert params.repeated == {"a": ["1"], "b": ["two words"], "c": ["+6511111111"]}
+    assert params.pairs == (("a", "1"), ("b", "two words"), ("c", "+6511111111"))
+    assert params.every("b") == ["two words"]
     assert params.document is None
 
 
@@ -74,14 +75,15 @@ def test_query_only() -> None:
 def test_query_and_body_merge_and_body_wins() -> None:
     params = parse_params(request(b"b=body&c=3", query=(("a", "1"), ("b", "query"))))
     assert params.values == {"a": "1", "b": "body", "c": "3"}
-    assert params.repeated["b"] == ["query", "body"]
+    assert params.every("b") == ["query", "body"]
 
 
 def test_duplicated_keys() -> None:
     params = parse_params(request(b"k=1&k=2&k=3&other=x"))
     assert params.values["k"] == "3"
-    assert params.repeated["k"] == ["1", "2", "3"]
-    assert params.repeated["other"] == ["x"]
+    assert params.every("k") == ["1", "2", "3"]
+    assert params.every("other") == ["x"]
+    assert params.every("missing") == []
 
 
 @pytest.mark.parametrize(
@@ -184,7 +186,7 @@ def test_json_looking_form_body_without_json_type_falls_back_to_form(body: bytes
 def test_empty_body_is_not_an_error(ctype: str) -> None:
     params = parse_params(request(b"", ctype=ctype))
     assert params.values == {}
-    assert params.repeated == {}
+    assert params.pairs == ()
     assert params.document is None
 
 
