@@ -186,9 +186,15 @@ def _snapshot(db: sqlite3.Connection, wanted: Wanted) -> Snapshot:
 
 
 def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredResponse, bool]:
-    """One webhook's writes, inside a transaction the caller holds."""
-    stored = _stored_response(db, commit.key)
-    if stored is not None:
+    """One webhook's writes, inside a transaction (and a savepoint) the caller holds."""
+    r = commit.response
+    inserted = db.execute(
+        "INSERT OR IGNORE INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
+        (commit.key, r.status, r.content_type, r.body, commit.now, commit.now + commit.ttl),
+    ).rowcount
+    if not inserted:  # a copy committed first: its answer stands
+        stored = _stored_response(db, commit.key)
+        assert stored is not None
         return stored, False
     over = commit.over_limit(
         lambda key, since: int(
@@ -197,34 +203,32 @@ def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredRespons
             ).fetchone()[0]
         )
     )
-    if over is not None:
+    if over is not None:  # the savepoint's rollback takes the record back
         raise ConflictError(f"limit {over.key!r} reached meanwhile (at most {over.most})")
-    r = commit.response
-    db.execute(
-        "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
-        (commit.key, r.status, r.content_type, r.body, commit.now, commit.now + commit.ttl),
-    )
-    db.executemany(
-        "INSERT OR IGNORE INTO outbox "
-        "(key, payload, created, next_at, lane, priority, enqueued) VALUES (?,?,?,?,?,?,?)",
-        [
-            (
-                c.key,
-                c.to_json(),
-                commit.now,
-                max(commit.now, c.not_before or 0.0),
-                lane_of(c),
-                int(is_ivr_step(c)),
-                commit.now,
-            )
-            for c in commit.calls
-        ],
-    )
-    db.executemany(
-        "INSERT OR REPLACE INTO opt_outs VALUES (?, ?, ?)",
-        [(k, int(v), commit.now) for k, v in commit.opt_outs],
-    )
-    db.executemany("INSERT INTO hits VALUES (?, ?)", [(k, commit.now) for k in commit.hits])
+    if commit.calls:
+        db.executemany(
+            "INSERT OR IGNORE INTO outbox "
+            "(key, payload, created, next_at, lane, priority, enqueued) VALUES (?,?,?,?,?,?,?)",
+            [
+                (
+                    c.key,
+                    c.to_json(),
+                    commit.now,
+                    max(commit.now, c.not_before or 0.0),
+                    lane_of(c),
+                    int(is_ivr_step(c)),
+                    commit.now,
+                )
+                for c in commit.calls
+            ],
+        )
+    if commit.opt_outs:
+        db.executemany(
+            "INSERT OR REPLACE INTO opt_outs VALUES (?, ?, ?)",
+            [(k, int(v), commit.now) for k, v in commit.opt_outs],
+        )
+    if commit.hits:
+        db.executemany("INSERT INTO hits VALUES (?, ?)", [(k, commit.now) for k in commit.hits])
     if commit.conversation is not None:
         _write_conversation(db, commit)
     if commit.timer is not None:
