@@ -17,8 +17,8 @@ from responder.providers.base import (
     MAX_PARAMS,
     HttpReply,
     WebhookRequest,
+    _marked_form,
     _pairs,
-    _utf8_form,
     body_hash,
     decode,
     first,
@@ -331,6 +331,7 @@ def _pairs_by_value(raw: bytes) -> list[tuple[str, str]]:
 
 FORM_PIECES = [b"a", b"=", b"&", b"%", b"%C3", b"%A9", b"\xc3", b"\xa9", b"+", b"%2B", b";"]
 FORM_PIECES += [b"%E2%82%AC", b"\xe2\x82\xac", b"%zz", b"\xff", b"%FF", b"text", b"%00"]
+FORM_PIECES += [b"\x00", b"\x01", b"%01", b"%3D", b"%26", b"%2", b"=="]
 
 
 @given(st.lists(st.sampled_from(FORM_PIECES), max_size=12).map(b"".join))
@@ -339,17 +340,15 @@ def test_form_bodies_decode_each_value_utf8_else_latin1(raw: bytes) -> None:
     assert _pairs(raw) == _pairs_by_value(raw)
 
 
-@given(
-    st.lists(
-        st.sampled_from([p.decode("latin-1") for p in FORM_PIECES]) | st.text(max_size=4),
-        max_size=12,
-    ).map("".join)
-)
-def test_utf8_form_is_parse_qsl(text: str) -> None:
+@given(st.lists(st.sampled_from(FORM_PIECES) | st.binary(max_size=3), max_size=12).map(b"".join))
+def test_one_pass_decoding_reads_what_value_by_value_decoding_reads(raw: bytes) -> None:
+    marked = any(mark in raw for mark in (b"\x00", b"\x01", b"%00", b"%01"))
     try:
-        want = parse_qsl(text, keep_blank_values=True, errors="strict")
+        got = _marked_form(raw)
     except UnicodeDecodeError:
-        with pytest.raises(UnicodeDecodeError):
-            _utf8_form(text)
-        return
-    assert _utf8_form(text) == want
+        assert not marked
+        return  # not UTF-8 once decoded: read value by value (the test above)
+    if marked:
+        assert got is None
+    else:
+        assert got == _pairs_by_value(raw)
