@@ -69,6 +69,7 @@ class Target:
     proc: subprocess.Popen[bytes] | None = None
     results: list[http_load.Result] = field(default_factory=list)
     replied: float | None = None  # share of webhooks answered with a reply (responder only)
+    cwd: Path = REPO  # where the server is started: the code it runs
 
     def summary(self) -> dict[str, float]:
         def median(values: list[float]) -> float:
@@ -108,7 +109,9 @@ def _wait_ready(
     raise SystemExit(f"server at {url} did not answer /healthz within {timeout:.0f}s")
 
 
-def spawn(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def spawn(
+    args: list[str], env: dict[str, str], log: Path, cwd: Path = REPO
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("ab") as out:
@@ -117,7 +120,7 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.P
             env=_env(env),
             stdout=out,
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=cwd,  # ``python -m responder`` imports the responder found here
         )
     return proc, url
 
@@ -305,14 +308,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         {},
                     )
                 )
+        if args.against is not None:
+            against = {"PYTHONPATH": str(args.against)}
+            db = f"sqlite:///{tmp / 'against-1000.db'}"
+            plan.append(
+                (
+                    Target("against-textit-1000-sqlite", "textit", cwd=args.against),
+                    serve_args(tmp / "rules-1000", db),
+                    against,
+                )
+            )
         plan.append((Target("bare-hoiio", "hoiio"), [], {}))
         for store_name, store in stores.items():
             db = store.format(db=tmp / "ivr.db")
             plan.append((Target(f"ivr-{store_name}", "hoiio"), serve_args(ivr_rules, db), ivr_env))
+        if args.against is not None:
+            db = f"sqlite:///{tmp / 'against-ivr.db'}"
+            plan.append(
+                (
+                    Target("against-ivr-sqlite", "hoiio", cwd=args.against),
+                    serve_args(ivr_rules, db),
+                    {**ivr_env, **against},
+                )
+            )
         targets: list[Target] = []
         for target, argv, env in plan:
             if argv:
-                proc, target.url = spawn(argv, env, tmp / f"{target.name}.log")
+                proc, target.url = spawn(argv, env, tmp / f"{target.name}.log", target.cwd)
                 procs.append(proc)
                 target.proc = proc
             else:  # the bare app serves the Hoiio body too
@@ -332,7 +354,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"round {round_ + 1}/{args.rounds}: {target.name}", file=sys.stderr)
                 load(target, args.seconds, args.connections, use_wrk, f"r{round_}{target.name}")
         for target in targets:
-            if target.name.startswith("textit-"):
+            if target.name.startswith(("textit-", "against-textit-")):
                 target.replied = replied(target)
         return summarise(args, targets, startup, use_wrk)
     except SystemExit:
@@ -363,12 +385,20 @@ def summarise(
     ten = figures["textit-10-sqlite"]["rps"]
     floor = figures["floor"]["rps"]
     for name, row in figures.items():
-        base = bare_hoiio if name.startswith(("ivr", "bare-hoiio")) else bare
+        hoiio = name.startswith(("ivr", "bare-hoiio", "against-ivr"))
+        base = bare_hoiio if hoiio else bare
         row["vs_bare"] = ratio(row["rps"], base)
         if name.startswith("textit-"):
             row["vs_10_rules"] = ratio(row["rps"], ten)
             row["vs_floor"] = ratio(row["rps"], floor)
-    served = [row for name, row in figures.items() if not name.startswith(("bare", "floor"))]
+    for name in ("textit-1000-sqlite", "ivr-sqlite"):
+        if f"against-{name}" in figures:
+            figures[name]["vs_against"] = ratio(
+                figures[name]["rps"], figures[f"against-{name}"]["rps"]
+            )
+    served = [
+        row for name, row in figures.items() if not name.startswith(("bare", "floor", "against-"))
+    ]
     checks = {
         "1000 rules >= 0.60 x bare": figures["textit-1000-sqlite"]["vs_bare"] >= 0.60,
         "10000 rules >= 0.90 x 10 rules": figures["textit-10000-sqlite"]["vs_10_rules"] >= 0.90,
@@ -383,6 +413,7 @@ def summarise(
         "connections": args.connections,
         "seconds": args.seconds,
         "rounds": args.rounds,
+        "against": str(args.against) if args.against else None,
         "targets": figures,
         "startup": startup,
         "met": checks,
@@ -395,17 +426,22 @@ def table(summary: dict[str, Any]) -> str:
         f"{summary['connections']} connections, {summary['rounds']} round(s) of "
         f"{summary['seconds']:g} s per server (medians)",
         "",
-        f"{'server':<22}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'server':<28}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
         f"{'vs bare':>9}{'vs 10 rules':>13}{'vs floor':>10}{'replied':>9}",
     ]
     for name, row in summary["targets"].items():
         tens = f"{row['vs_10_rules']:.2f}" if "vs_10_rules" in row else ""
         floor = f"{row['vs_floor']:.2f}" if "vs_floor" in row else ""
         lines.append(
-            f"{name:<22}{row['rps']:>8.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
+            f"{name:<28}{row['rps']:>8.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
             f"{row['errors']:>8.0f}{row['vs_bare']:>9.2f}{tens:>13}{floor:>10}"
             + (f"{row['replied']:>8.0%}" if "replied" in row else "")
         )
+    if summary.get("against"):
+        lines += ["", f"against-*: the code in {summary['against']}"]
+        for name, row in summary["targets"].items():
+            if "vs_against" in row:
+                lines.append(f"  {name}: {row['vs_against']:.2f} x its req/s")
     start = summary["startup"]
     lines += [
         "",
@@ -427,6 +463,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--startup-runs", type=int, default=3)
     parser.add_argument("--load", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--against",
+        type=lambda text: Path(text).resolve(),
+        help="a checkout of other code (git worktree add DIR COMMIT): its 1,000-rule SQLite "
+        "and IVR servers run in the same rounds, for a ratio measured in the same run",
+    )
     args = parser.parse_args()
     # Stopped with SIGTERM: still stop the servers and remove the scratch data.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
