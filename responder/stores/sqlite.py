@@ -251,6 +251,7 @@ class SqliteStore:
         # Point reads run on the event loop's thread, on a connection of their own: a read
         # in WAL mode never waits for the writer, and costs less than a trip to the thread.
         self._reader: sqlite3.Connection | None = None
+        # Webhook commits and the delivery worker's outbox and slot writes share transactions.
         self._group = GroupCommit(self._run, lambda: self._db, _write_commit, path)
 
     async def open(self) -> None:
@@ -450,7 +451,7 @@ class SqliteStore:
             )
             return [_item(r[1:]) for r in rows]
 
-        return await self._run(lambda: self._tx(claim))
+        return await self._group.run(claim)
 
     async def finish_outbox(self, key: str, status: str, detail: str | None, now: float) -> None:
         def write(db: sqlite3.Connection) -> None:
@@ -460,7 +461,7 @@ class SqliteStore:
                 (status, now, status, detail, key),
             )
 
-        await self._run(lambda: self._tx(write))
+        await self._group.run(write)
 
     async def retry_outbox(self, key: str, next_at: float, error: str) -> None:
         def write(db: sqlite3.Connection) -> None:
@@ -470,7 +471,7 @@ class SqliteStore:
                 (next_at, error, key),
             )
 
-        await self._run(lambda: self._tx(write))
+        await self._group.run(write)
 
     async def release_outbox(self, key: str, next_at: float) -> None:
         def write(db: sqlite3.Connection) -> None:
@@ -479,7 +480,7 @@ class SqliteStore:
                 (next_at, key),
             )
 
-        await self._run(lambda: self._tx(write))
+        await self._group.run(write)
 
     async def requeue_outbox(self, key: str, now: float) -> bool:
         def write(db: sqlite3.Connection) -> bool:
@@ -490,7 +491,7 @@ class SqliteStore:
             )
             return cursor.rowcount > 0
 
-        return await self._run(lambda: self._tx(write))
+        return await self._group.run(write)
 
     async def take_slot(self, key: str, limit: int, holder: str, until: float, now: float) -> float:
         def write(db: sqlite3.Connection) -> float:
@@ -504,13 +505,13 @@ class SqliteStore:
                 return 0.0
             return max(float(first_free) - now, 1e-3)
 
-        return await self._run(lambda: self._tx(write))
+        return await self._group.run(write)
 
     async def free_slot(self, key: str, holder: str) -> None:
         def write(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM slots WHERE key = ? AND holder = ?", (key, holder))
 
-        await self._run(lambda: self._tx(write))
+        await self._group.run(write)
 
     async def outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxItem]:
         def read() -> list[OutboxItem]:

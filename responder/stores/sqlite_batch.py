@@ -1,10 +1,11 @@
-"""Group commit for the SQLite store: the commits of concurrent webhooks share one transaction.
+"""Group commit for the SQLite store: the writes of concurrent callers share one transaction.
 
-While one transaction is being written, the commits that arrive queue up; the next
-transaction takes all of them. Each commit runs inside its own savepoint, so one that fails
-(a conversation moved on, a constraint) is rolled back alone and the others still commit. No
-caller hears "committed" before the transaction holding its commit is: a crash before that
-loses commits nobody was answered for.
+While one transaction is being written, the writes that arrive (webhook commits, and the
+delivery worker's claims, slots and outcomes) queue up; the next transaction takes all of
+them, in the order they came. Each write runs inside its own savepoint, so one that fails (a
+conversation moved on, a constraint) is rolled back alone and the others still commit. No
+caller hears "written" before the transaction holding its write is: a crash before that
+loses writes nobody was answered for.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from responder.outbound import Commit, StoredResponse
 
 T = TypeVar("T")
 Written = tuple[StoredResponse, bool]
-MAX_BATCH: Final = 128  # commits per transaction
+Write = Callable[[sqlite3.Connection], Any]
+MAX_BATCH: Final = 128  # writes per transaction
 
 
 class GroupCommit:
-    """Queues commits and writes them, a transaction at a time, on the store's thread."""
+    """Queues writes and runs them, a transaction at a time, on the store's thread."""
 
     def __init__(
         self,
@@ -37,14 +39,19 @@ class GroupCommit:
         self._db = db
         self._write = write
         self._where = where
-        self._waiting: list[tuple[Commit, asyncio.Future[Written]]] = []
+        self._waiting: list[tuple[Write, asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
-        self.transactions = 0  # for tests: how many transactions held the commits
+        self.transactions = 0  # for tests: how many transactions held the writes
 
     async def commit(self, commit: Commit) -> Written:
+        write = self._write
+        return await self.run(lambda db: write(db, commit))
+
+    async def run(self, write: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``write`` in the next transaction; its result once that transaction is committed."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Written] = loop.create_future()
-        self._waiting.append((commit, future))
+        future: asyncio.Future[T] = loop.create_future()
+        self._waiting.append((write, future))
         if self._writer is None:
             self._writer = loop.create_task(self._drain(), name="sqlite-group-commit")
         return await future
@@ -55,14 +62,14 @@ class GroupCommit:
                 batch = self._waiting[:MAX_BATCH]
                 del self._waiting[:MAX_BATCH]
                 try:
-                    results = await self._run(partial(self._write_all, [c for c, _ in batch]))
-                except Exception as exc:  # the whole transaction failed: every commit did
+                    results = await self._run(partial(self._write_all, [w for w, _ in batch]))
+                except Exception as exc:  # the whole transaction failed: every write did
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(StoreError(str(exc)))
                     continue
                 for (_, future), result in zip(batch, results, strict=True):
-                    if future.done():  # its caller went away; the commit stands
+                    if future.done():  # its caller went away; the write stands
                         continue
                     if isinstance(result, Exception):
                         future.set_exception(result)
@@ -71,15 +78,15 @@ class GroupCommit:
         finally:
             self._writer = None
 
-    def _write_all(self, commits: list[Commit]) -> list[Written | Exception]:
+    def _write_all(self, writes: list[Write]) -> list[Any]:
         db = self._db()
-        results: list[Written | Exception] = []
+        results: list[Any] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            for commit in commits:
+            for write in writes:
                 db.execute("SAVEPOINT one_webhook")
                 try:
-                    results.append(self._write(db, commit))
+                    results.append(write(db))
                 except Exception as exc:  # a conflict, a value that is not JSON...
                     if not db.in_transaction:  # SQLite rolled the whole transaction back
                         raise

@@ -84,3 +84,19 @@ async def test_reads_see_what_another_connection_committed(
     )
     other.close()
     assert await store.get_response("outside") == OK
+
+
+async def test_delivery_writes_share_transactions_with_commits(store: SqliteStore) -> None:
+    await store.commit(Commit("e", OK, (call("e#0"),), now=1.0))
+    (item,) = await store.claim_outbox(2.0, 30.0, 10)
+    before = store._group.transactions
+    results = await asyncio.gather(
+        *(store.take_slot("busy:hoiio", 3, f"h{i}", 60.0, 2.0) for i in range(5)),
+        store.finish_outbox(item.call.key, "sent", None, 3.0),
+        *(store.commit(Commit(f"w{i}", OK, now=3.0)) for i in range(5)),
+    )
+    assert results[:5] == [0.0, 0.0, 0.0, 58.0, 58.0]  # in order: three slots, held until 60
+    assert results[6:] == [(OK, True)] * 5
+    assert store._group.transactions - before < 11
+    (done,) = await store.outbox()
+    assert done.status == "sent"
