@@ -1,4 +1,4 @@
-"""The floor for ``benchmarks/http.py``: the durable work of a templated reply, written by hand.
+"""The floor for ``benchmarks/http_bench.py``: the durable work of a templated reply, by hand.
 
     python benchmarks/http_floor.py PORT DB
 

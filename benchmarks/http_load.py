@@ -1,4 +1,4 @@
-"""Load for ``benchmarks/http.py``: wrk with a Lua script when installed, else aiohttp.
+"""Load for ``benchmarks/http_bench.py``: wrk with a Lua script when installed, else aiohttp.
 
 Both keep ``connections`` requests in flight for ``seconds`` and make every request body
 unique (its own message id or IVR session), so no request is an idempotent replay.

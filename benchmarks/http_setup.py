@@ -1,4 +1,4 @@
-"""What ``benchmarks/http.py`` runs: generated rule sets, request bodies and the bare server.
+"""What ``benchmarks/http_bench.py`` runs: generated rule sets, request bodies and the bare server.
 
 ``python benchmarks/http_setup.py PORT`` serves the bare aiohttp baseline: parse the form,
 answer a fixed JSON reply (what every hand-written webhook app does at the very least).

@@ -20,28 +20,23 @@ per server and the Redis/SQLite ratio per workload.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import shutil
+import statistics
 import sys
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-# benchmarks/http.py shadows the standard library's ``http`` package: look here last.
+import http_load
+import http_setup
+
+from responder.stores.redis_url import split_url
+from responder.testing.process import ServeProcess, free_port
+from responder.testing.redisdb import drop_prefix, require_server, scratch_url
+
 _HERE = Path(__file__).resolve().parent
-if sys.path and Path(sys.path[0] or ".").resolve() == _HERE:
-    sys.path.append(sys.path.pop(0))
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-
-import http_load  # noqa: E402
-import http_setup  # noqa: E402
-
-from responder.stores.redis_url import split_url  # noqa: E402
-from responder.testing.process import ServeProcess, free_port  # noqa: E402
-from responder.testing.redisdb import drop_prefix, require_server, scratch_url  # noqa: E402
-
 REPO = _HERE.parent
 
 

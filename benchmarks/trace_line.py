@@ -18,24 +18,19 @@ process of its own, alternating between the trees, and prints both side by side.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve()
-# benchmarks/http.py shares its name with the standard library's ``http``: look here last.
-if sys.path and Path(sys.path[0] or ".").resolve() == HERE.parent:
-    sys.path.append(sys.path.pop(0))
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
-
 REPO = HERE.parent.parent
 RULES = """
 rules:

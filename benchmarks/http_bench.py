@@ -1,6 +1,6 @@
 """Benchmark: responder against a bare aiohttp app, over HTTP, in one run.
 
-    python benchmarks/http.py [--quick] [--json [FILE]] [--seconds 5] [--rounds 3]
+    python benchmarks/http_bench.py [--quick] [--json [FILE]] [--seconds 5] [--rounds 3]
 
 Starts, each as its own process on this machine: a bare aiohttp app (parse the form, answer
 a fixed JSON reply), the floor (``http_floor.py``: responder's templated answer with its
@@ -24,37 +24,31 @@ table).
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-# This file shares its name with the standard library's ``http`` package, which aiohttp
-# imports: look in this directory last.
+import aiohttp
+import http_load
+import http_setup
+
+from responder.testing.process import free_port
+
 _HERE = Path(__file__).resolve().parent
-if sys.path and Path(sys.path[0] or ".").resolve() == _HERE:
-    sys.path.append(sys.path.pop(0))
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
-
-import aiohttp  # noqa: E402
-import http_load  # noqa: E402
-import http_setup  # noqa: E402
-
-from responder.testing.process import free_port  # noqa: E402
-
 REPO = _HERE.parent
 SIZES = (10, 1000, 10000)
 
