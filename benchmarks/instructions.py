@@ -1,0 +1,136 @@
+"""Benchmark: machine instructions per webhook, counted by valgrind (callgrind).
+
+    python benchmarks/instructions.py [--webhooks 500] [--rules 1000] [--against DIR]
+
+Starts ``responder serve`` under ``valgrind --tool=callgrind`` on a generated rule set (the
+one ``http_bench.py`` uses, SQLite store), sends 300 TextIt ``mo_sms`` webhooks to warm it up,
+zeroes the counters, sends ``--webhooks`` more (8 in flight, every one a new message that gets
+the templated reply) and prints the instructions the server process executed per webhook, all
+threads together. The count does not depend on what else the machine is doing, so two runs of
+the same code agree to a fraction of a percent where timings on a shared machine drift by 10 to
+20 %; it does not see time spent waiting (system calls, the disk, locks). ``--against DIR``
+(a checkout of other code: ``git worktree add DIR COMMIT``) counts that code too and prints
+the ratio. Needs valgrind (Debian package ``valgrind``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import http_setup
+
+from responder.testing.process import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+WARM_UP = 300
+
+
+async def _send(url: str, first: int, count: int) -> None:
+    parts = http_setup.textit_parts()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    numbers = iter(range(first, first + count))
+    async with aiohttp.ClientSession() as http:
+
+        async def sender() -> None:
+            for n in numbers:
+                data = http_setup.body(parts, f"i{n}", n % http_setup.CONTACTS, False)
+                async with http.post(url, data=data, headers=headers) as resp:
+                    text = await resp.text()
+                    if resp.status != 200 or http_setup.REPLY_PREFIX not in text:
+                        raise SystemExit(f"unexpected answer {resp.status}: {text[:200]}")
+
+        await asyncio.gather(*(sender() for _ in range(8)))
+
+
+START_WITHIN = 300.0  # seconds: Python runs some 50 times slower under valgrind
+
+
+async def _ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_WITHIN
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"responder exited with {proc.returncode}")
+            try:
+                async with http.get(f"{url}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"responder under valgrind did not answer within {START_WITHIN:.0f} s")
+
+
+def count(tree: Path, rules: Path, webhooks: int, work: Path) -> float:
+    """Instructions per webhook of the responder in ``tree``."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    out = work / f"callgrind-{port}.out"
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        "-m",
+        "responder",
+        "serve",
+        "--rules",
+        str(rules),
+        "--store",
+        f"sqlite:///{work / f'{port}.db'}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with (work / f"{port}.log").open("wb") as log:
+        # From ``tree``: ``python -m responder`` imports the responder found there.
+        proc = subprocess.Popen(command, cwd=tree, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    try:
+        asyncio.run(_ready(url, proc))
+        asyncio.run(_send(f"{url}/webhooks/textit", 10_000_000, WARM_UP))
+        subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)  # noqa: S603, S607
+        asyncio.run(_send(f"{url}/webhooks/textit", 0, webhooks))
+        subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)  # noqa: S603, S607
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    dumps = sorted(work.glob(f"callgrind-{port}.out.*"))
+    if not dumps:
+        raise SystemExit("callgrind wrote no dump")
+    total = 0
+    for line in dumps[0].read_text().splitlines():
+        if line.startswith("summary:"):
+            total += int(line.split()[1])
+    return total / webhooks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--webhooks", type=int, default=500)
+    parser.add_argument("--rules", type=int, default=1000)
+    parser.add_argument("--against", type=lambda text: Path(text).resolve())
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("needs valgrind and callgrind_control (Debian package valgrind)")
+    with tempfile.TemporaryDirectory(prefix="responder-instructions-") as scratch:
+        work = Path(scratch)
+        rules = http_setup.write_rules(work / "rules", args.rules)
+        trees = {"this": REPO, **({"against": args.against} if args.against else {})}
+        figures = {name: count(tree, rules, args.webhooks, work) for name, tree in trees.items()}
+    for name, tree in trees.items():
+        print(f"{name:<8} {figures[name] / 1e6:7.3f} M instructions per webhook  ({tree})")
+    if args.against:
+        print(f"this / against: {figures['this'] / figures['against']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
