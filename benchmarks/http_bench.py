@@ -45,6 +45,7 @@ from typing import Any
 import aiohttp
 import http_load
 import http_setup
+from prometheus_client.parser import text_string_to_metric_families
 
 from responder.testing.process import free_port
 
@@ -62,7 +63,7 @@ class Target:
     url: str = ""
     proc: subprocess.Popen[bytes] | None = None
     results: list[http_load.Result] = field(default_factory=list)
-    replied: float | None = None  # share of webhooks answered with a reply (responder only)
+    replied: float | None = None  # share of webhooks answered as meant (responder only)
     cwd: Path = REPO  # where the server is started: the code it runs
 
     def summary(self) -> dict[str, float]:
@@ -235,20 +236,27 @@ def load(target: Target, seconds: float, connections: int, use_wrk: bool, tag: s
 
 
 def replied(target: Target) -> float:
-    """The share of a responder's TextIt webhooks answered with a reply (from its /metrics):
-    a benchmark of the templated reply must not measure something else, such as the loop
-    guard holding replies back."""
+    """The share of a responder's webhooks answered as the scenario says (from its /metrics):
+    a TextIt message with a reply, a Hoiio call with its IVR block sent to the fake by the end
+    of the run. A benchmark of the reply must not measure something else, such as the loop
+    guard holding replies back or a delivery backlog growing behind the webhooks."""
 
     async def fetch() -> str:
         async with aiohttp.ClientSession() as http, http.get(f"{target.url}/metrics") as resp:
             return await resp.text()
 
-    totals = {"responder_events_total": 0.0, "responder_replies_total": 0.0}
-    for line in asyncio.run(fetch()).splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in totals:
-            totals[name] += float(line.rsplit(" ", 1)[1])
-    return ratio(totals["responder_replies_total"], totals["responder_events_total"])
+    events = answered = 0.0
+    for family in text_string_to_metric_families(asyncio.run(fetch())):
+        for sample in family.samples:
+            if sample.name == "responder_events_total":
+                events += sample.value
+            elif (target.provider == "textit" and sample.name == "responder_replies_total") or (
+                target.provider == "hoiio"
+                and sample.name == "responder_outbound_calls_total"
+                and sample.labels.get("outcome") == "sent"
+            ):
+                answered += sample.value
+    return ratio(answered, events)
 
 
 def ratio(a: float, b: float) -> float:
@@ -348,7 +356,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"round {round_ + 1}/{args.rounds}: {target.name}", file=sys.stderr)
                 load(target, args.seconds, args.connections, use_wrk, f"r{round_}{target.name}")
         for target in targets:
-            if target.name.startswith(("textit-", "against-textit-")):
+            if target.proc is not None and not target.name.startswith(("bare", "floor")):
                 target.replied = replied(target)
         return summarise(args, targets, startup, use_wrk)
     except SystemExit:
