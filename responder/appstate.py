@@ -11,7 +11,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 # Hoiio refuses a notify_url over 4,000 characters.
 MAX_NOTIFY_URL: Final = 4000
@@ -73,11 +73,16 @@ class Signer:
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise ValueError("app_state signing key must be at least 16 bytes")
-        self._key = key
+        # Keyed once: each signature copies it rather than hashing the key again.
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
 
     def sign(self, session: str, state: AppState) -> str:
-        message = f"{session}|{state.encode()}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:SIG_CHARS]
+        return self._sign(session, state.encode())
+
+    def _sign(self, session: str, encoded: str) -> str:
+        mac = self._mac.copy()
+        mac.update(f"{session}|{encoded}".encode())
+        return mac.hexdigest()[:SIG_CHARS]
 
     def verify(self, session: str | None, app_state: str | None, sig: str | None) -> AppState:
         """The decoded state if ``sig`` is right for this session, else AppStateError."""
@@ -103,7 +108,9 @@ class Signer:
 
     def notify_url(self, base: str, session: str, state: AppState) -> str:
         """``base`` with the signed pass-on parameters added to its query string."""
-        query = urlencode({"app_state": state.encode(), "sig": self.sign(session, state)})
+        encoded = state.encode()
+        # What urlencode() writes for these two values (the signature is hex already).
+        query = f"app_state={quote_plus(encoded, safe='')}&sig={self._sign(session, encoded)}"
         url = f"{base}{'&' if '?' in base else '?'}{query}"
         if len(url) > MAX_NOTIFY_URL:
             raise AppStateError(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+import hashlib
+import hmac
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
@@ -53,6 +55,25 @@ def test_signature_is_deterministic_and_case_insensitive(signer: Signer) -> None
     sig = signer.sign(SESSION, STATE)
     assert sig == Signer(KEY).sign(SESSION, STATE)
     assert signer.verify(SESSION, STATE.encode(), sig.upper()) == STATE
+
+
+@pytest.mark.parametrize(
+    ("state", "session"),
+    [
+        (STATE, SESSION),
+        (AppState("a.b_c-D9", "x" * 100, 999_999_999, "0123456789abcdef"), ""),
+        # Names the decoder refuses still go out spelled as urlencode() spells them.
+        (AppState("mén u", "a&b=c+d/é", 3), "S 1&2"),
+    ],
+)
+def test_notify_url_is_the_urlencoded_hmac(signer: Signer, state: AppState, session: str) -> None:
+    message = f"{session}|{state.encode()}".encode()
+    sig = hmac.new(KEY, message, hashlib.sha256).hexdigest()[:SIG_CHARS]
+    expected = BASE + "?" + urlencode({"app_state": state.encode(), "sig": sig})
+    assert signer.notify_url(BASE, session, state) == expected
+    assert signer.sign(session, state) == sig
+    # The keyed hash is copied per signature, never advanced: the same answer twice.
+    assert signer.notify_url(BASE, session, state) == expected
 
 
 def test_notify_url_keeps_an_existing_query(signer: Signer) -> None:

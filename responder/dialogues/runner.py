@@ -24,6 +24,8 @@ log = logging.getLogger("responder.dialogue")
 # A chain of states entered without waiting (next: ...) longer than this is a loop.
 MAX_CHAIN: Final = 20
 HOIIO_MSG_MAX: Final = 1000
+# Channels are configured, so few; the bound keeps an unexpected many from growing the cache.
+MAX_BASES: Final = 64
 ENDED_KINDS: Final = frozenset({"ivr.ended", "ivr.hangup"})
 
 
@@ -67,6 +69,8 @@ class Runner:
         self.hoiio_channel = hoiio_channel
         # Webhook secrets by channel: a notify_url must pass the check its channel makes.
         self.secrets = dict(secrets or {})
+        # notify_url bases by channel (public URL, path and secret): made once each.
+        self._bases: dict[str, str] = {}
 
     # -- entry points ------------------------------------------------------------------
 
@@ -449,18 +453,25 @@ class Runner:
             raise TemplateError(
                 "RESPONDER_PUBLIC_URL is not set: IVR dialogues need it to build Hoiio notify_url"
             )
-        base = f"{self.public_url}/webhooks/{conversation.channel}"
-        secret = self.secrets.get(conversation.channel)
-        if secret:
-            base += "?" + urlencode({"secret": secret})
         try:
             return self.signer.notify_url(
-                base,
+                self._base(conversation.channel),
                 conversation.session or "",
                 AppState(dialogue, state, conversation.seq, conversation.ref),
             )
         except AppStateError as exc:  # over Hoiio's 4,000 characters: a failed step, logged
             raise TemplateError(str(exc)) from None
+
+    def _base(self, channel: str) -> str:
+        base = self._bases.get(channel)
+        if base is None:
+            base = f"{self.public_url}/webhooks/{channel}"
+            secret = self.secrets.get(channel)
+            if secret:
+                base += "?" + urlencode({"secret": secret})
+            if len(self._bases) < MAX_BASES:
+                self._bases[channel] = base
+        return base
 
     # -- small helpers -----------------------------------------------------------------
 
