@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from responder.errors import DeliveryError, StoreError
-from responder.outbound import OutboxItem, is_ivr_step
+from responder.outbound import OutboundCall, OutboxItem, is_ivr_step
 from responder.stores.base import Store
 
-from .limits import Limits, Postponed
+from .limits import Held, Limits, Postponed
 from .policy import IVR_MAX_AGE, DeliverySettings
 from .sender import Sender, loggable_endpoint
 
@@ -143,24 +143,39 @@ class Delivery:
             await self._dead(item, f"not sent within {max_age:g}s of its commit", item.attempts)
             return
         try:
-            async with self.limits.hold(call, claimed + self.settings.lease / 4):
-                result = await self.sender.send(call, self.settings.call_timeout(call.timeout))
+            async with self.limits.hold(call, claimed + self.settings.lease / 4) as held:
+                result = await self._attempt(item, max_age)
+                if result is not None:
+                    await self._sent(call, result, held)
         except Postponed as wait:
             log.info("delivery %s waits %.1fs for the %s limit", call.key, wait.wait, call.provider)
             await self._store(self.store.release_outbox(call.key, self.clock() + wait.wait))
-            return
-        except DeliveryError as exc:
-            await self._failed(item, exc, max_age)
-            return
         except StoreError as exc:
             log.error("delivery %s: store unavailable, offered again later: %s", call.key, exc)
-            return
         except Exception as exc:  # a bug must not kill the worker or lose the item
-            log.exception("delivery %s crashed", call.key)
-            delay = self.settings.backoff(item.attempts + 1)
-            error = f"{type(exc).__name__}: {exc}"
-            await self._store(self.store.retry_outbox(call.key, self.clock() + delay, error))
-            return
+            await self._crashed(item, exc)
+
+    async def _attempt(self, item: OutboxItem, max_age: float) -> str | None:
+        """Send the call: its outcome, or None when it failed (the failure recorded)."""
+        call = item.call
+        try:
+            return await self.sender.send(call, self.settings.call_timeout(call.timeout))
+        except DeliveryError as exc:
+            await self._failed(item, exc, max_age)
+        except StoreError:
+            raise
+        except Exception as exc:  # a bug must not kill the worker or lose the item
+            await self._crashed(item, exc)
+        return None
+
+    async def _crashed(self, item: OutboxItem, exc: Exception) -> None:
+        log.exception("delivery %s crashed", item.call.key)
+        delay = self.settings.backoff(item.attempts + 1)
+        error = f"{type(exc).__name__}: {exc}"
+        await self._store(self.store.retry_outbox(item.call.key, self.clock() + delay, error))
+
+    async def _sent(self, call: OutboundCall, result: str, held: Held) -> None:
+        """Record a call that went out, giving its slot back in the same store write."""
         log.info(
             "delivered %s via %s %s (%s, rule %s)",
             call.key,
@@ -169,7 +184,9 @@ class Delivery:
             result,
             call.rule,
         )
-        await self._store(self.store.finish_outbox(call.key, result, None, self.clock()))
+        write = self.store.finish_outbox(call.key, result, None, self.clock(), held.slot)
+        if await self._store(write):
+            held.slot = None  # given back with the outcome
 
     async def _failed(self, item: OutboxItem, exc: DeliveryError, max_age: float) -> None:
         call = item.call
@@ -205,10 +222,12 @@ class Delivery:
         )
         await self._store(self.store.finish_outbox(call.key, "dead", reason, self.clock()))
 
-    async def _store(self, write: Awaitable[None]) -> None:
-        """Record an outcome; when the store fails, the lease runs out and the item is offered
-        again (a call that went out may then go out twice: logged as such)."""
+    async def _store(self, write: Awaitable[None]) -> bool:
+        """Record an outcome; False when the store failed: the lease runs out and the item is
+        offered again (a call that went out may then go out twice: logged as such)."""
         try:
             await write
         except StoreError as exc:
             log.error("could not record a delivery outcome (offered again later): %s", exc)
+            return False
+        return True

@@ -10,11 +10,12 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Final
 
 from responder.errors import StoreError
 from responder.outbound import OutboundCall, is_ivr_step
-from responder.stores.base import Store
+from responder.stores.base import Slot, Store
 
 from .policy import RATE_MARGIN, DeliverySettings
 
@@ -30,6 +31,15 @@ class Postponed(Exception):
     def __init__(self, wait: float) -> None:
         super().__init__(f"limit reached; next slot in {wait:.1f}s")
         self.wait = wait
+
+
+@dataclass(slots=True)
+class Held:
+    """What ``Limits.hold`` holds for a call: its concurrency slot, if its provider has a
+    limit. A caller that gives the slot back itself (with the call's outcome, in one store
+    write) sets ``slot`` to None, and the hold does not free it again."""
+
+    slot: Slot | None = None
 
 
 class Gate:
@@ -96,14 +106,14 @@ class Limits:
         return gate
 
     @contextlib.asynccontextmanager
-    async def hold(self, call: OutboundCall, deadline: float) -> AsyncIterator[None]:
+    async def hold(self, call: OutboundCall, deadline: float) -> AsyncIterator[Held]:
         """Wait for the limits of ``call.provider``; raises Postponed when the wait would
         last past ``deadline``."""
         provider = call.provider
         limit = self.settings.max_concurrent(call)
         if limit is None:
             await self._rate(provider, deadline)
-            yield
+            yield Held()
             return
         async with self._gate(provider, limit).hold(int(is_ivr_step(call))):
             name, holder = f"busy:{provider}", f"{self._id}:{call.key}"
@@ -116,12 +126,14 @@ class Limits:
                 if now + min(wait, SLOT_POLL) > deadline:
                     raise Postponed(wait)
                 await asyncio.sleep(min(wait, SLOT_POLL))
+            held = Held((name, holder))
             try:
                 await self._rate(provider, deadline)
-                yield
+                yield held
             finally:
                 try:
-                    await self.store.free_slot(name, holder)
+                    if held.slot is not None:
+                        await self.store.free_slot(name, holder)
                 except StoreError as exc:  # the slot frees itself when its time is up
                     log.warning("could not free %s slot: %s", provider, exc)
 

@@ -8,6 +8,9 @@ from typing import Protocol
 from responder.conversations import Conversation, Timer
 from responder.outbound import Commit, OutboxItem, StoredResponse
 
+# A concurrency slot as ``take_slot`` took it: (slot name, holder).
+Slot = tuple[str, str]
+
 
 @dataclass(frozen=True, slots=True)
 class Depth:
@@ -104,8 +107,11 @@ class Store(Protocol):
         """
         ...
 
-    async def finish_outbox(self, key: str, status: str, detail: str | None, now: float) -> None:
-        """Mark an item done: ``sent``, ``dry_run`` or ``dead`` (a permanent failure)."""
+    async def finish_outbox(
+        self, key: str, status: str, detail: str | None, now: float, slot: Slot | None = None
+    ) -> None:
+        """Mark an item done: ``sent``, ``dry_run`` or ``dead`` (a permanent failure); with
+        ``slot``, give that slot back in the same write (as ``free_slot`` would)."""
         ...
 
     async def retry_outbox(self, key: str, next_at: float, error: str) -> None:

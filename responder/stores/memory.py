@@ -15,7 +15,7 @@ from responder.outbound import (
     is_ivr_step,
     lane_of,
 )
-from responder.stores.base import Depth, Snapshot, Wanted
+from responder.stores.base import Depth, Slot, Snapshot, Wanted
 
 HIT_HORIZON = 31 * 86400.0  # hits older than this cannot matter to any limit
 
@@ -170,7 +170,11 @@ class MemoryStore:
             row.next_at = now + lease
         return [r.item() for r in due]
 
-    async def finish_outbox(self, key: str, status: str, detail: str | None, now: float) -> None:
+    async def finish_outbox(
+        self, key: str, status: str, detail: str | None, now: float, slot: Slot | None = None
+    ) -> None:
+        if slot is not None:
+            await self.free_slot(*slot)
         row = self._outbox.get(key)
         if row is not None:
             row.status = status

@@ -25,7 +25,7 @@ from responder.outbound import (
     lane_of,
 )
 from responder.stores import redis_scripts as lua
-from responder.stores.base import Depth, Snapshot, Wanted
+from responder.stores.base import Depth, Slot, Snapshot, Wanted
 from responder.stores.memory import HIT_HORIZON
 from responder.stores.redis_url import describe, split_url, wants_cluster
 
@@ -268,9 +268,12 @@ class RedisStore:
         rows = await self._script("CLAIM_OUTBOX", repr(now), repr(now + lease), limit)
         return [_item(r) for r in rows]
 
-    async def finish_outbox(self, key: str, status: str, detail: str | None, now: float) -> None:
+    async def finish_outbox(
+        self, key: str, status: str, detail: str | None, now: float, slot: Slot | None = None
+    ) -> None:
         has = "0" if detail is None else "1"
-        await self._script("FINISH_OUTBOX", key, status, has, detail or "", repr(now))
+        name, holder = slot or ("", "")
+        await self._script("FINISH_OUTBOX", key, status, has, detail or "", repr(now), name, holder)
 
     async def retry_outbox(self, key: str, next_at: float, error: str) -> None:
         await self._script("RESCHEDULE_OUTBOX", key, repr(next_at), error, "retry")

@@ -167,10 +167,12 @@ return out
 """
 )
 
-# ARGV: key, status, '1' when the detail replaces last_error, detail, now.
+# ARGV: key, status, '1' when the detail replaces last_error, detail, now, then the name
+# and holder of a slot to give back ('' for none).
 FINISH_OUTBOX = (
     OUTBOX_LIB
     + """
+if ARGV[6] ~= '' then redis.call('ZREM', base .. 'slot:' .. ARGV[6], ARGV[7]) end
 local h = base .. 'ob:' .. ARGV[1]
 local v = redis.call('HMGET', h, 'status', 'm', 'lane')
 if not v[1] then return 0 end

@@ -25,7 +25,7 @@ from responder.outbound import (
     is_ivr_step,
     lane_of,
 )
-from responder.stores.base import Depth, Snapshot, Wanted
+from responder.stores.base import Depth, Slot, Snapshot, Wanted
 from responder.stores.memory import HIT_HORIZON
 from responder.stores.sqlite_batch import GroupCommit
 
@@ -453,8 +453,12 @@ class SqliteStore:
 
         return await self._group.run(claim)
 
-    async def finish_outbox(self, key: str, status: str, detail: str | None, now: float) -> None:
+    async def finish_outbox(
+        self, key: str, status: str, detail: str | None, now: float, slot: Slot | None = None
+    ) -> None:
         def write(db: sqlite3.Connection) -> None:
+            if slot is not None:
+                db.execute("DELETE FROM slots WHERE key = ? AND holder = ?", slot)
             db.execute(
                 "UPDATE outbox SET status = ?, finished = ?, "
                 "last_error = CASE WHEN ? = 'dead' THEN ? ELSE last_error END WHERE key = ?",

@@ -17,6 +17,7 @@ from responder.clients.policy import DeliverySettings, Rate
 from responder.clients.sender import Sender
 from responder.outbound import Commit, OutboundCall, StoredResponse
 from responder.settings import Settings
+from responder.stores.base import Slot
 from responder.stores.sqlite import SqliteStore
 from responder.testing.fakes import FakeProvider
 from tests.conftest import wait_for
@@ -450,3 +451,41 @@ async def test_ivr_blocks_get_the_next_free_hoiio_place_first(rig: Rig) -> None:
         await asyncio.wait_for(worker, 10)
     paths = [r.path.rsplit("/", 1)[-1] for r in rig.hoiio.requests]
     assert paths == ["dial", "play", "dial", "dial", "dial"]
+
+
+class SlotWrites(SqliteStore):
+    """A SqliteStore that lists how the worker gives concurrency slots back."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.writes: list[tuple[str, str, bool]] = []
+
+    async def finish_outbox(
+        self, key: str, status: str, detail: str | None, now: float, slot: Slot | None = None
+    ) -> None:
+        self.writes.append(("finish_outbox", key, slot is not None))
+        await super().finish_outbox(key, status, detail, now, slot)
+
+    async def free_slot(self, key: str, holder: str) -> None:
+        self.writes.append(("free_slot", holder.rsplit(":", 1)[1], True))
+        await super().free_slot(key, holder)
+
+
+async def test_a_sent_call_gives_its_slot_back_with_its_outcome(rig: Rig, tmp_path: Path) -> None:
+    store = SlotWrites(str(tmp_path / "slots.db"))
+    await store.open()
+    try:
+        delivery = Delivery(
+            store, rig.delivery.sender, settings=DeliverySettings(hoiio_max_concurrent=1)
+        )
+        await store.commit(Commit("e1", OK, (hangup("e1#0"),), now=time.time()))
+        assert await delivery.drain_once() == 1
+        assert store.writes == [("finish_outbox", "e1#0", True)]  # one write, slot included
+        rig.hoiio.behaviour.hoiio_status = "error_invalid_session"
+        await store.commit(Commit("e2", OK, (hangup("e2#0", to=BOB),), now=time.time()))
+        assert await delivery.drain_once() == 1
+        assert store.writes[1:] == [("finish_outbox", "e2#0", False), ("free_slot", "e2#0", True)]
+        # Both slots are back: the one place is free for another holder.
+        assert await store.take_slot("busy:hoiio", 1, "other", time.time() + 60, time.time()) == 0
+    finally:
+        await store.close()

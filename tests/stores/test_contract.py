@@ -392,6 +392,19 @@ async def test_taking_a_slot_again_renews_it(store: Store) -> None:
     assert await store.take_slot("busy", 1, "b", 30.0, 15.0) == pytest.approx(5.0)
 
 
+async def test_finishing_an_item_can_give_its_slot_back_in_the_same_write(store: Store) -> None:
+    await store.commit(Commit("f1", OK, (call("f1#0"), call("f1#1", "+6599")), now=1.0))
+    assert await store.take_slot("busy", 1, "p:f1#0", 100.0, 2.0) == 0.0
+    await store.finish_outbox("f1#0", "sent", None, 3.0, ("busy", "p:f1#0"))
+    assert await store.take_slot("busy", 1, "p:f1#1", 100.0, 3.0) == 0.0
+    await store.finish_outbox("f1#1", "dead", "gone", 4.0)  # without a slot: it stays held
+    assert await store.take_slot("busy", 1, "p:x", 100.0, 4.0) == pytest.approx(96.0)
+    await store.finish_outbox("unknown", "sent", None, 5.0, ("busy", "p:f1#1"))
+    assert await store.take_slot("busy", 1, "p:x", 100.0, 5.0) == 0.0
+    statuses = {item.call.key: (item.status, item.last_error) for item in await store.outbox()}
+    assert statuses == {"f1#0": ("sent", None), "f1#1": ("dead", "gone")}
+
+
 async def test_purge_drops_slots_whose_time_is_up(store: Store) -> None:
     await store.take_slot("rate", 5, "a", 10.0, 0.0)
     await store.take_slot("rate", 5, "b", 30.0, 0.0)
