@@ -2,8 +2,10 @@
 
 While one transaction is being written, the writes that arrive (webhook commits, and the
 delivery worker's claims, slots and outcomes) queue up; the next transaction takes all of
-them, in the order they came. Each write runs inside its own savepoint, so one that fails (a
-conversation moved on, a constraint) is rolled back alone and the others still commit. No
+them, in the order they came. A write that fails (a conversation moved on, a constraint) is
+rolled back alone and the others still commit: the transaction is then made again with each
+write in a savepoint of its own (writes touch nothing but the database, so running them
+again gives what running them once would have). No
 caller hears "written" before the transaction holding its write is: a crash before that
 loses writes nobody was answered for.
 """
@@ -80,26 +82,50 @@ class GroupCommit:
 
     def _write_all(self, writes: list[Write]) -> list[Any]:
         db = self._db()
-        results: list[Any] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            for write in writes:
-                db.execute("SAVEPOINT one_webhook")
-                try:
-                    results.append(write(db))
-                except Exception as exc:  # a conflict, a value that is not JSON...
-                    if not db.in_transaction:  # SQLite rolled the whole transaction back
-                        raise
-                    db.execute("ROLLBACK TO one_webhook")
-                    failed: Exception = exc
-                    if isinstance(exc, sqlite3.Error):
-                        failed = StoreError(f"SQLite store {self._where!r}: {exc}")
-                    results.append(failed)
-                db.execute("RELEASE one_webhook")
+            results = self._together(db, writes)
+            if results is None:
+                # One write failed: the others must still stand, so the transaction is made
+                # again with every write in a savepoint of its own, rolled back alone.
+                db.execute("ROLLBACK")
+                db.execute("BEGIN IMMEDIATE")
+                results = self._apart(db, writes)
             db.execute("COMMIT")
         except BaseException:
+            # Also when COMMIT itself fails: never leave the transaction open.
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
         self.transactions += 1
+        return results
+
+    def _together(self, db: sqlite3.Connection, writes: list[Write]) -> list[Any] | None:
+        """Every write's result, or None when one failed (most batches: none fails, and
+        savepoints would cost two statements a write)."""
+        results: list[Any] = []
+        for write in writes:
+            try:
+                results.append(write(db))
+            except Exception:
+                if not db.in_transaction:  # SQLite rolled the whole transaction back
+                    raise
+                return None
+        return results
+
+    def _apart(self, db: sqlite3.Connection, writes: list[Write]) -> list[Any]:
+        results: list[Any] = []
+        for write in writes:
+            db.execute("SAVEPOINT one_write")
+            try:
+                results.append(write(db))
+            except Exception as exc:  # a conflict, a value that is not JSON...
+                if not db.in_transaction:
+                    raise
+                db.execute("ROLLBACK TO one_write")
+                failed: Exception = exc
+                if isinstance(exc, sqlite3.Error):
+                    failed = StoreError(f"SQLite store {self._where!r}: {exc}")
+                results.append(failed)
+            db.execute("RELEASE one_write")
         return results

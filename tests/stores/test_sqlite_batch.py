@@ -100,3 +100,25 @@ async def test_delivery_writes_share_transactions_with_commits(store: SqliteStor
     assert store._group.transactions - before < 11
     (done,) = await store.outbox()
     assert done.status == "sent"
+
+
+async def test_savepoints_only_when_a_write_in_the_group_fails(store: SqliteStore) -> None:
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    try:
+        clean = [Commit(f"s{i}", OK, (), (f"hs{i}",), now=1.0) for i in range(5)]
+        assert await asyncio.gather(*(store.commit(c) for c in clean)) == [(OK, True)] * 5
+        assert not any(s.startswith("SAVEPOINT") for s in statements)
+        statements.clear()
+        bad = Commit("bad", OK, (OutboundCall("bad#0", "http", "https://x.test", {"j": {1}}),))
+        mixed = [Commit("m1", OK, (), ("hm",), now=1.0), bad, Commit("m2", OK, (), ("hm",))]
+        results = await asyncio.gather(*(store.commit(c) for c in mixed), return_exceptions=True)
+        assert results[0] == results[2] == (OK, True)
+        assert isinstance(results[1], TypeError)
+        # Tried together, rolled back, then made again with a savepoint a write.
+        assert sum(s.startswith("SAVEPOINT") for s in statements) == 3
+        assert statements.count("ROLLBACK") == 1
+    finally:
+        store._db.set_trace_callback(None)
+    assert await store.count_hits("hm", 0.0) == 2
+    assert await store.get_response("bad") is None
