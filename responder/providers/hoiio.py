@@ -46,6 +46,8 @@ SMS_STATUS: Final[Mapping[str, str]] = MappingProxyType(
 
 # Result fields that carry a notification's status, most specific first.
 _STATUS_FIELDS: Final = ("transfer_status", "dial_status", "fax_status", "sms_status")
+# Where an event's status is read from, in this order.
+_STATUS_KEYS: Final = (*_STATUS_FIELDS, "call_status_dest2", "call_state")
 
 
 def parse_date(value: str | None) -> datetime | None:
@@ -106,8 +108,9 @@ class HoiioProvider:
         v = params.values
         kind, block = classify(v)
         notes = list(params.notes)
-        time = parse_date(first(v, "date"))
-        if first(v, "date") and time is None:
+        date = first(v, "date")
+        time = parse_date(date)
+        if date and time is None:
             notes.append("unreadable date ignored")
         if kind in ("sms.sent", "sms.delivered", "sms.failed"):
             contact = first(v, "dest")
@@ -121,10 +124,11 @@ class HoiioProvider:
         else:
             contact = first(v, "from", "dest")
         status = None
-        for key in (*_STATUS_FIELDS, "call_status_dest2", "call_state"):
-            status = first(v, key)
-            if status:
-                break
+        for key in _STATUS_KEYS:
+            if key in v:  # most are absent: no call for them
+                status = first(v, key)
+                if status:
+                    break
         return Event(
             provider=self.name,
             channel=channel,
