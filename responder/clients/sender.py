@@ -6,8 +6,9 @@ import json
 import logging
 import math
 import re
+from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import aiohttp
 
@@ -41,6 +42,20 @@ FORM_TYPE: Final = "application/x-www-form-urlencoded"
 _SECRET_IN_URL: Final = re.compile(
     "((?:^|[?&])(?:" + "|".join(sorted(SECRET_PARAMS)) + ")=)[^&#]*", re.IGNORECASE
 )
+
+
+# What quote_plus leaves as it is: such text is used without calling it.
+_PLAIN: Final = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _quote(text: str) -> str:
+    return text if _PLAIN.fullmatch(text) else quote_plus(text)
+
+
+def form_body(fields: Mapping[str, str]) -> bytes:
+    """The bytes of ``urlencode(fields)``, made with less work for the plain names and values
+    most fields have."""
+    return "&".join([f"{_quote(k)}={_quote(v)}" for k, v in fields.items()]).encode()
 
 
 def redact(params: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +149,7 @@ class Sender:
         }
         # Encoded here in one step: the same bytes aiohttp's form encoding makes, without
         # building a FormData for every call.
-        body = urlencode(form).encode()
+        body = form_body(form)
         headers = {"Content-Type": FORM_TYPE, IDEMPOTENCY_HEADER: call.key}
         async with self.session.post(url, data=body, headers=headers, timeout=limit) as resp:
             text = await _read(resp)
@@ -205,4 +220,4 @@ def _check_http(what: str, resp: aiohttp.ClientResponse) -> None:
     raise DeliveryError(f"{what}: HTTP {resp.status}", retry=retry, retry_after=_retry_after(resp))
 
 
-__all__ = ["Sender", "loggable_endpoint", "redact"]
+__all__ = ["Sender", "form_body", "loggable_endpoint", "redact"]

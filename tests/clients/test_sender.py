@@ -6,11 +6,12 @@ import logging
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 
-from responder.clients.sender import Sender, loggable_endpoint, redact
+from responder.clients.sender import Sender, form_body, loggable_endpoint, redact
 from responder.errors import DeliveryError
 from responder.outbound import OutboundCall
 from responder.settings import Settings
@@ -72,6 +73,15 @@ async def test_hoiio_form_post_carries_credentials_and_params(
         "session": "S-1",
         "n": "3",
     }
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "S-1.2_x~", "Ça va? ✓ 50% & more", "a+b=c", "http://h:9/p?q=1&secret=s#f", "٣", "\n\t "],
+)
+def test_form_body_is_what_urlencode_makes(value: str) -> None:
+    fields = {"app_id": "app-1", "msg": value, value or "empty": "x", "n": "3"}
+    assert form_body(fields) == urlencode(fields).encode()
 
 
 async def test_hoiio_sms_params_survive_unicode(sender: Sender, fake_hoiio: FakeProvider) -> None:
