@@ -192,8 +192,9 @@ class TextItProvider:
             values, note = _legacy_values(v.get("values"), language)
             if note:
                 notes.append(note)
-        time = parse_time(first(v, "time", "last_seen"))
-        if first(v, "time", "last_seen") and time is None:
+        given_time = first(v, "time", "last_seen")
+        time = parse_time(given_time)
+        if given_time and time is None:
             notes.append("unreadable time ignored")
         external = first(v, "sms", "call", "id") if not is_flow else first(v, "run")
         return Event(
