@@ -168,8 +168,13 @@ class _Bucket:
         )
 
 
+# Up to this many distinct literal starts, one regex finds them all faster than a lookup at
+# every place in the text; beyond, the regex engine tries each at every place and loses.
+SCAN_KEYS: Final = 32
+
+
 def _scanner(contains: dict[str, Any]) -> re.Pattern[str] | None:
-    if not contains:
+    if not contains or len(contains) > SCAN_KEYS:
         return None
     keys = "|".join(re.escape(key) for key in sorted(contains))
     return re.compile(f"(?=({keys}))")
@@ -186,7 +191,8 @@ class _Frozen:
     prefix_lengths: tuple[int, ...]
     contains: dict[str, dict[str, tuple[int, ...]]]
     # Finds, in one pass of the regex engine, every place where some key of ``contains``
-    # starts (the keys are all _SCAN long, so at most one starts at a place).
+    # starts (the keys are all _SCAN long, so at most one starts at a place); None for more
+    # than SCAN_KEYS keys, looked up place by place.
     scan: re.Pattern[str] | None
 
     def find(self, probe: Probe, into: set[int]) -> None:
@@ -202,10 +208,20 @@ class _Frozen:
             into.update(self.prefix.get(text[:length], ()))
         if self.scan is not None:
             for found in self.scan.finditer(text):
-                start = found.start()
-                for literal, positions in self.contains[found.group(1)].items():
-                    if text.startswith(literal, start):
-                        into.update(positions)
+                self._literals_at(text, found.start(), self.contains[found.group(1)], into)
+        elif self.contains:
+            for start in range(len(text) - _SCAN + 1):
+                literals = self.contains.get(text[start : start + _SCAN])
+                if literals:
+                    self._literals_at(text, start, literals, into)
+
+    @staticmethod
+    def _literals_at(
+        text: str, start: int, literals: dict[str, tuple[int, ...]], into: set[int]
+    ) -> None:
+        for literal, positions in literals.items():
+            if text.startswith(literal, start):
+                into.update(positions)
 
 
 @dataclass(frozen=True, slots=True)

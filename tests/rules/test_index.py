@@ -8,13 +8,16 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from responder.conditions import Scope
 from responder.engine import template_context
 from responder.events import Event
+from responder.rules import index
 from responder.rules.index import _literal, _prefix
 from responder.rules.loader import load_rules
 from responder.rules.model import RuleSet
@@ -140,10 +143,12 @@ def _sms(text: str) -> Event:
 @example([_regex_rule("(?m)^menu"), _regex_rule("^hi")], [_sms("x\nmenu"), _sms("x\nhi")])
 @example([_regex_rule("kelvin")], [_sms("\u212aelvin")])
 @example([_regex_rule("\\Ahel+o"), _regex_rule("parcel")], [_sms("HELLO"), _sms("a PARCEL")])
+@pytest.mark.parametrize("scan_keys", [index.SCAN_KEYS, 0])  # inner literals: regex, lookups
 def test_index_matches_like_a_scan_of_every_rule(
-    rules: list[dict[str, Any]], events: list[Event]
+    scan_keys: int, rules: list[dict[str, Any]], events: list[Event]
 ) -> None:
-    ruleset = load(rules)
+    with patch.object(index, "SCAN_KEYS", scan_keys):
+        ruleset = load(rules)
     for event in events:
         every = ruleset.candidates(event.kind)
         indexed = ruleset.candidates_for(event)
@@ -189,3 +194,13 @@ def test_literals_every_match_contains() -> None:
     assert _literal(compiled("(?:big|small) parcel(s)?")) == " parcel"
     assert _literal(compiled("(ab)+cd?e")) == "ab"
     assert _literal(compiled("x*yz")) == "yz"
+
+
+def test_many_distinct_inner_literals_are_looked_up_place_by_place() -> None:
+    words = [f"{chr(97 + n % 26)}{chr(97 + n // 26 % 26)}q{n}" for n in range(index.SCAN_KEYS * 2)]
+    ruleset = load([_regex_rule(f"(a|b) {word}") for word in words])
+    kind = ruleset.index["sms.received"]
+    assert kind.anywhere.scan is None  # more distinct starts than one regex handles well
+    for n in (0, 33, len(words) - 1):
+        event = _sms(f"hello b {words[n]} there")
+        assert [r.name for r in ruleset.candidates_for(event)] == [f"r{n}"]
