@@ -189,12 +189,13 @@ def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredRespons
     """One webhook's writes, inside a transaction (and a savepoint) the caller holds."""
     r = commit.response
     inserted = db.execute(
-        "INSERT OR IGNORE INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
         (commit.key, r.status, r.content_type, r.body, commit.now, commit.now + commit.ttl),
     ).rowcount
     if not inserted:  # a copy committed first: its answer stands
         stored = _stored_response(db, commit.key)
-        assert stored is not None
+        if stored is None:
+            raise StoreError(f"idempotency record {commit.key!r} neither written nor found")
         return stored, False
     over = commit.over_limit(
         lambda key, since: int(

@@ -50,7 +50,10 @@ class GroupCommit:
         return await self.run(lambda db: write(db, commit))
 
     async def run(self, write: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``write`` in the next transaction; its result once that transaction is committed."""
+        """Run ``write`` in the next transaction; its result once that transaction is committed.
+
+        ``write`` must touch nothing but the database it is given: when another write of the
+        same transaction fails, the transaction is made again and ``write`` runs twice."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._waiting.append((write, future))
