@@ -40,6 +40,16 @@ def _rule_file_changed(change: Change, path: str) -> bool:
     return path.endswith(SUFFIXES)
 
 
+# Seconds after a reload before the old rules are collected and the new ones frozen: longer
+# than a webhook decides on the rules it started with.
+REFREEZE_AFTER = 10.0
+
+
+def _refreeze() -> None:
+    gc.collect()
+    gc.freeze()
+
+
 class Reloader:
     """Loads ``paths`` into ``engine`` on request; one reload at a time, requests coalesce."""
 
@@ -50,7 +60,18 @@ class Reloader:
         self._lock = asyncio.Lock()
         self._again = False
         self._task: asyncio.Task[None] | None = None
+        self._refreeze: asyncio.TimerHandle | None = None
         metrics.rules_loaded(len(engine.rules.rules), len(engine.rules.dialogues))
+
+    def _refreeze_later(self) -> None:
+        if self._refreeze is not None:
+            self._refreeze.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no webhooks in flight outside a loop
+            _refreeze()
+            return
+        self._refreeze = loop.call_later(REFREEZE_AFTER, _refreeze)
 
     def reload_now(self) -> bool:
         """Load and swap in the calling thread (blocking); True when the new rules serve."""
@@ -133,12 +154,13 @@ class Reloader:
             self.metrics.reloads.labels("failed").inc()
             return False
         self.engine.rules = loaded
-        # The rules frozen out of the collector's sight at start-up may be garbage now: one
-        # full pass here (65 ms with 10,000 rules) rather than several later, then the new
-        # rules go out of sight too, as at start-up.
+        # The rules frozen out of the collector's sight at start-up may be garbage now: back
+        # in its sight at once, and once the webhooks still deciding on them are done, one
+        # full pass (65 ms with 10,000 rules) and everything alive out of sight again, as at
+        # start-up. Frozen while a webhook still held them, their reference cycles (compiled
+        # templates) would outlive them until the next reload.
         gc.unfreeze()
-        gc.collect()
-        gc.freeze()
+        self._refreeze_later()
         self.metrics.reloads.labels("ok").inc()
         self.metrics.rules_loaded(len(loaded.rules), len(loaded.dialogues))
         log.info(

@@ -9,6 +9,7 @@ import itertools
 import logging
 import signal
 import textwrap
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from responder import reload as reload_module
 from responder.engine import Engine
 from responder.metrics import Metrics
 from responder.reload import Reloader
@@ -303,5 +305,31 @@ def test_a_reload_leaves_every_object_frozen_as_at_start_up(rules: Path) -> None
         # full passes have only what is new to look at.
         assert gc.get_freeze_count() > 0
         assert gc.get_objects(generation=2) == []
+    finally:
+        gc.unfreeze()
+
+
+async def test_the_old_rules_are_collected_once_the_webhooks_holding_them_are_done(
+    rules: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reload_module, "REFREEZE_AFTER", 0.05)
+    write(rules, "{{ text|upper }}")
+    engine = Engine(load_rules([rules]), MemoryStore())
+    reloader = Reloader([str(rules)], engine, Metrics())
+    template = engine.rules.rules[0].reply.text  # type: ignore[union-attr]
+    template.render({"text": "x"})  # compiled: jinja2 keeps it in reference cycles
+    old_env = weakref.ref(template._env)
+    del template
+    gc.collect()
+    gc.freeze()  # as serve does before it starts answering
+    try:
+        in_flight = engine.rules  # a webhook still deciding on the old rules
+        write(rules, 2)
+        assert reloader.reload_now()
+        assert gc.get_freeze_count() == 0  # back in the collector's sight at once
+        del in_flight  # that webhook is done
+        await asyncio.sleep(0.2)
+        assert gc.get_freeze_count() > 0  # the new rules out of sight again...
+        assert old_env() is None  # ...and the old ones collected, not frozen with them
     finally:
         gc.unfreeze()
