@@ -139,8 +139,23 @@ async def test_a_cancelled_holder_releases_the_key_for_the_next() -> None:
     assert len(locks) == 0
 
 
+def count_releases(locks: KeyedLocks) -> list[str]:
+    """Every key handed on or let go, in order (the holder's exit, or a cancelled waiter
+    passing on a key it was handed)."""
+    released: list[str] = []
+    real = locks._release
+
+    def release(key: str) -> None:
+        released.append(key)
+        real(key)
+
+    locks._release = release  # type: ignore[method-assign]
+    return released
+
+
 async def test_a_waiter_cancelled_as_the_key_is_released_passes_it_on() -> None:
     locks = KeyedLocks()
+    released = count_releases(locks)
     release = asyncio.Event()
     got: list[str] = []
 
@@ -166,10 +181,12 @@ async def test_a_waiter_cancelled_as_the_key_is_released_passes_it_on() -> None:
     await asyncio.wait_for(asyncio.gather(held, following), 1)
     assert got == ["following"]
     assert len(locks) == 0
+    assert len(released) == 3  # the holder, the cancelled waiter handing on, "following"
 
 
 async def test_a_waiter_cancelled_before_the_release_reaches_it_is_skipped() -> None:
     locks = KeyedLocks()
+    released = count_releases(locks)
     release = asyncio.Event()
     got: list[str] = []
 
@@ -193,3 +210,4 @@ async def test_a_waiter_cancelled_before_the_release_reaches_it_is_skipped() -> 
     await asyncio.wait_for(asyncio.gather(held, following), 1)
     assert got == ["following"]
     assert len(locks) == 0
+    assert len(released) == 2  # the holder passed over it; only "following" after

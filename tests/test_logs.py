@@ -188,6 +188,7 @@ async def test_serve_stopped_by_sigterm_under_load_logged_every_webhook_it_answe
         records = [json.loads(line) for line in output.splitlines()]
         logged = [r["trace_id"] for r in records if r.get("event") == "webhook"]
         messages = [r["message"] for r in records]
+        traces = [r.get("event") == "webhook" for r in records]
     else:
         logged = [
             line.rsplit("[trace ", 1)[1][:-1]
@@ -195,11 +196,15 @@ async def test_serve_stopped_by_sigterm_under_load_logged_every_webhook_it_answe
             if " responder.trace: " in line
         ]
         messages = output.splitlines()
+        traces = [" responder.trace: " in line for line in messages]
     assert len(answered) >= 250
     assert set(answered) <= set(logged)
     assert len(logged) == len(set(logged))
     assert any("reloading rules (SIGHUP)" in m for m in messages), output[-2000:]
-    assert any(m.endswith("stopped") for m in messages)  # logged as the loop winds down
+    stopped = [n for n, m in enumerate(messages) if m.endswith("stopped")]
+    assert len(stopped) == 1, output[-2000:]  # logged as the loop winds down
+    # Nothing handled after the store closed: no webhook's trace line after "stopped".
+    assert not any(traces[stopped[0] + 1 :]), messages[stopped[0] :]
 
 
 def reference_json(record: logging.LogRecord) -> str:
