@@ -27,7 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+
+from handler_request import Request
 
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
@@ -37,27 +38,6 @@ ENV = {
     "HOIIO_API_URL": "http://127.0.0.1:9",
     "RESPONDER_PUBLIC_URL": "http://127.0.0.1:9",
 }
-
-
-class Request:
-    """What the webhook handler reads of a request."""
-
-    remote = "127.0.0.1"
-    path = "/webhooks/hoiio"
-    match_info = {"channel": "hoiio"}
-
-    def __init__(self, app: Any, body: bytes) -> None:
-        from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
-
-        self.app = app
-        self.body = body
-        self.headers = CIMultiDictProxy(
-            CIMultiDict({"Content-Type": "application/x-www-form-urlencoded"})
-        )
-        self.query: MultiDictProxy[str] = MultiDictProxy(MultiDict())
-
-    async def read(self) -> bytes:
-        return self.body
 
 
 def _body(n: int) -> bytes:
@@ -88,10 +68,10 @@ async def _measure(webhooks: int, work: Path) -> tuple[float, float]:
         app[server.DELIVERY].stop()
         try:
             for n in range(300):  # warm-up: templates compiled, children made
-                await server.webhook(Request(app, _body(10_000_000 + n)))  # type: ignore[arg-type]
+                await server.webhook(Request(app, _body(10_000_000 + n), "hoiio"))  # type: ignore[arg-type]
             begun, begun_loop = time.process_time(), time.thread_time()
             for n in range(webhooks):
-                await server.webhook(Request(app, _body(n)))  # type: ignore[arg-type]
+                await server.webhook(Request(app, _body(n), "hoiio"))  # type: ignore[arg-type]
             loop = time.thread_time() - begun_loop
             return loop / webhooks * 1e6, (time.process_time() - begun) / webhooks * 1e6
         finally:
