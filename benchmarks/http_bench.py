@@ -292,10 +292,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "RESPONDER_PUBLIC_URL": "http://127.0.0.1:9",
         }
         plan: list[tuple[Target, list[str], dict[str, str]]] = [
-            (Target("bare", "textit"), ["-P", str(_HERE / "http_setup.py"), "PORT"], {}),
+            (Target("bare", "textit"), [str(_HERE / "http_setup.py"), "PORT"], {}),
             (
                 Target("floor", "textit"),
-                ["-P", str(_HERE / "http_floor.py"), "PORT", str(tmp / "floor.db")],
+                [str(_HERE / "http_floor.py"), "PORT", str(tmp / "floor.db")],
                 {},
             ),
         ]

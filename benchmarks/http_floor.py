@@ -20,11 +20,11 @@ import sqlite3
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+from http_setup import serve, webhook_app
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -83,7 +83,7 @@ class Store:
         self.writer.execute("COMMIT")
 
 
-def floor_app(path: str) -> web.Application:
+def floor_app(path: str) -> Any:
     store = Store(path)
     env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
     template = env.from_string(TEMPLATE)
@@ -109,20 +109,8 @@ def floor_app(path: str) -> web.Application:
             await store.put(key, stored)
         return web.Response(body=stored, content_type="application/json")
 
-    async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    app = web.Application()
-    app.router.add_post("/webhooks/{channel}", handle)
-    app.router.add_get("/healthz", healthz)
-    return app
+    return webhook_app(handle)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from responder.speed import event_loop_policy
-
-    policy = event_loop_policy()  # the loop responder runs on here, for a like comparison
-    if policy is not None:
-        asyncio.set_event_loop_policy(policy)
-    web.run_app(floor_app(sys.argv[2]), host="127.0.0.1", port=int(sys.argv[1]), print=None)
+    serve(floor_app(sys.argv[2]), int(sys.argv[1]))

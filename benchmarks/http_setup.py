@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 RULES_PER_FILE = 1000  # rule files are capped at 2 MiB each
@@ -111,14 +112,9 @@ def body(parts: tuple[str, str, str], unique: str, contact: int, hoiio: bool) ->
     return text + f"S-{unique}" if hoiio else text
 
 
-def bare_app() -> object:
+def webhook_app(handle: Any) -> Any:
+    """An aiohttp app answering POST /webhooks/{channel} with ``handle``, and /healthz."""
     from aiohttp import web
-
-    reply = {"messages": [{"text": "Hello, this is a fixed reply."}]}
-
-    async def handle(request: web.Request) -> web.Response:
-        await request.post()
-        return web.json_response(reply)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -129,7 +125,9 @@ def bare_app() -> object:
     return app
 
 
-if __name__ == "__main__":
+def serve(app: Any, port: int) -> None:
+    """Run ``app`` on 127.0.0.1:``port`` on the event loop responder runs on here (uvloop when
+    installed), for a like comparison."""
     import asyncio
 
     from aiohttp import web
@@ -137,7 +135,23 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from responder.speed import event_loop_policy
 
-    policy = event_loop_policy()  # the loop responder runs on here, for a like comparison
+    policy = event_loop_policy()
     if policy is not None:
         asyncio.set_event_loop_policy(policy)
-    web.run_app(bare_app(), host="127.0.0.1", port=int(sys.argv[1]), print=None)  # type: ignore[arg-type]
+    web.run_app(app, host="127.0.0.1", port=port, print=None)
+
+
+def bare_app() -> Any:
+    from aiohttp import web
+
+    reply = {"messages": [{"text": "Hello, this is a fixed reply."}]}
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.post()
+        return web.json_response(reply)
+
+    return webhook_app(handle)
+
+
+if __name__ == "__main__":
+    serve(bare_app(), int(sys.argv[1]))

@@ -156,7 +156,8 @@ class WebhookTrace(TraceFields):
         )
 
     def __str__(self) -> str:
-        """``describe(self.as_dict())``, without building the fields."""
+        """The one-line message of the trace, for text logs (made from the event and the
+        outcome, without building the fields)."""
         if self._message is None:
             self._message = self._describe()
         return self._message
@@ -178,22 +179,6 @@ class WebhookTrace(TraceFields):
             errors=len(outcome.errors),
             concurrent=not fresh,
         )
-
-
-def describe(fields: dict[str, Any]) -> str:
-    """The one-line message of a trace, for text logs."""
-    effects = fields.get("effects") or {}
-    return _summary(
-        fields["channel"],
-        fields["kind"],
-        fields.get("contact") or fields.get("session") or "-",
-        duplicate=bool(fields.get("duplicate")),
-        matched=fields.get("matched"),
-        replied=bool(effects.get("reply")),
-        calls=len(effects.get("calls") or ()),
-        errors=len(fields.get("errors") or ()),
-        concurrent=bool(fields.get("concurrent_duplicate")),
-    )
 
 
 def _summary(

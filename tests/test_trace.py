@@ -17,7 +17,7 @@ from responder.logs import JsonFormatter, TextFormatter, TraceFilter
 from responder.outbound import OutboundCall
 from responder.server import _log_trace
 from responder.testing.fakes import FakeProvider
-from responder.trace import WebhookTrace, describe, webhook_trace
+from responder.trace import WebhookTrace, _summary, webhook_trace
 from tests.conftest import REPO, wait_for, write_rules
 
 RULES = """
@@ -31,6 +31,22 @@ rules:
            headers: {Authorization: "Bearer header-secret-7"}}
 """
 SECRETS = ("hook-secret-9", "header-secret-7", "token-secret-1", "textit-secret-1", "wh-secret-5")
+
+
+def describe(fields: dict[str, Any]) -> str:
+    """The one-line message a trace's fields make: what a text line must say."""
+    effects = fields.get("effects") or {}
+    return _summary(
+        fields["channel"],
+        fields["kind"],
+        fields.get("contact") or fields.get("session") or "-",
+        duplicate=bool(fields.get("duplicate")),
+        matched=fields.get("matched"),
+        replied=bool(effects.get("reply")),
+        calls=len(effects.get("calls") or ()),
+        errors=len(fields.get("errors") or ()),
+        concurrent=bool(fields.get("concurrent_duplicate")),
+    )
 
 
 def traces(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
