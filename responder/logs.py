@@ -26,6 +26,22 @@ TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s%(trace_suf
 _ORJSON: Final = "orjson" in names()
 _ENCODE: Final = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":")).encode
 _ID_TYPES: Final = (str, type(None))
+# Characters that would end or forge a text log line, or hide part of it on a terminal.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """``text`` with every control character escaped (``\\r``, ``\\x1b``), cut to ``limit``
+    characters when given: safe to write on one line of a log or a terminal."""
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(_escaped, text)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
 
 
 def new_trace_id(given: str | None = None) -> str:
@@ -82,6 +98,11 @@ class TextFormatter(logging.Formatter):
             self._second = (second, stamp)
         msec = self.default_msec_format
         return msec % (stamp, record.msecs) if msec else stamp
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # Webhook fields (ids, numbers, texts) reach messages: a CR or LF among them must not
+        # start a forged line. A traceback, added after this, keeps its lines.
+        return one_line(super().formatMessage(record))
 
 
 def utc_millis(created: float) -> str:

@@ -28,6 +28,7 @@ from responder.logs import (
     TraceFilter,
     mask_contact,
     new_trace_id,
+    one_line,
     setup_logging,
 )
 from responder.testing.process import ServeProcess
@@ -84,6 +85,26 @@ def test_text_lines_end_with_the_trace_id(restore_root: None) -> None:
     finally:
         TRACE_ID.reset(token)
     assert out.getvalue().rstrip().endswith("responder.test: careful [trace 0011223344556677]")
+
+
+@pytest.mark.parametrize(
+    "said", ["a\r\n2026-12-06 00:00:00 ERROR forged", "a\x00b", "\x1b[2Jx", "a\u2028b"]
+)
+def test_text_lines_escape_control_characters_from_webhooks(restore_root: None, said: str) -> None:
+    out = io.StringIO()
+    setup_logging("INFO", "text", out)
+    logging.getLogger("responder.test").warning("contact said %s", said)
+    (line,) = out.getvalue().splitlines()
+    assert line.endswith(f"responder.test: contact said {one_line(said)}")
+    assert "\\" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [("plain", None, "plain"), ("a\r\nb", None, "a\\r\\nb"), ("x" * 10, 6, "xxx...")],
+)
+def test_one_line(text: str, limit: int | None, expected: str) -> None:
+    assert one_line(text, limit) == expected
 
 
 @pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])

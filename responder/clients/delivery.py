@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from responder.errors import DeliveryError, StoreError
+from responder.logs import one_line
 from responder.outbound import OutboundCall, OutboxItem, is_ivr_step
 from responder.stores.base import Store
 
@@ -169,9 +170,15 @@ class Delivery:
         return None
 
     async def _crashed(self, item: OutboxItem, exc: Exception) -> None:
-        log.exception("delivery %s crashed", item.call.key)
-        delay = self.settings.backoff(item.attempts + 1)
-        error = f"{type(exc).__name__}: {exc}"
+        """A fault of our own while delivering: tried again like a transient failure, within
+        the same try limit, so that no fault can hold a contact's lane for long."""
+        log.exception("delivery %s crashed", one_line(item.call.key))
+        attempts = item.attempts + 1
+        error = one_line(f"{type(exc).__name__}: {exc}", 300)
+        if attempts >= self.settings.max_attempts:
+            await self._dead(item, f"{error} (gave up after {attempts} tries)")
+            return
+        delay = self.settings.backoff(attempts)
         await self._store(self.store.retry_outbox(item.call.key, self.clock() + delay, error))
 
     async def _sent(self, call: OutboundCall, result: str, held: Held) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -13,6 +14,7 @@ from urllib.parse import quote_plus, urlsplit
 import aiohttp
 
 from responder.errors import DeliveryError
+from responder.logs import one_line
 from responder.outbound import OutboundCall
 from responder.settings import Settings
 
@@ -42,6 +44,22 @@ FORM_TYPE: Final = "application/x-www-form-urlencoded"
 _SECRET_IN_URL: Final = re.compile(
     "((?:^|[?&])(?:" + "|".join(sorted(SECRET_PARAMS)) + ")=)[^&#]*", re.IGNORECASE
 )
+
+
+# An idempotency key sent as it is: visible ASCII, no longer than this. Any other key (it is
+# made of ids a webhook sender chose) is sent as a digest, so it can never break the header.
+_HEADER_SAFE: Final = re.compile(r"[!-~]{1,200}")
+# Errors raised while a request is built or written, before any answer: sending the same call
+# again raises them again.
+_UNSENDABLE: Final = (ValueError, TypeError, LookupError)
+
+
+def header_key(key: str) -> str:
+    """The ``Idempotency-Key`` header value of a call: its key when that is safe in a header,
+    else ``sha256-`` and the key's digest; the same value on every try of the call."""
+    if _HEADER_SAFE.fullmatch(key):
+        return key
+    return "sha256-" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # What quote_plus leaves as it is: such text is used without calling it.
@@ -105,7 +123,8 @@ class Sender:
         """Make the call; returns "sent" or "dry_run"; raises DeliveryError on failure.
 
         ``within`` seconds (default: the call's timeout) bound the whole request. Every request
-        carries ``Idempotency-Key: <call.key>``, the same on every retry of the call.
+        carries ``Idempotency-Key`` (``header_key(call.key)``), the same on every retry of the
+        call. A call that can never be sent as it is fails permanently (``retry=False``).
         """
         if self.is_dry_run(call):
             log.info(
@@ -126,6 +145,8 @@ class Sender:
                 await self._http(call, limit)
             else:
                 raise DeliveryError(f"unknown provider {call.provider!r}", retry=False)
+        except aiohttp.InvalidURL as exc:
+            raise _unsendable(call, exc) from None
         except TimeoutError:
             raise DeliveryError(
                 f"{call.provider} {loggable_endpoint(call)}: no answer within {limit.total:g}s",
@@ -136,6 +157,8 @@ class Sender:
                 f"{call.provider} {loggable_endpoint(call)}: transport error: {type(exc).__name__}",
                 retry=True,
             ) from None
+        except _UNSENDABLE as exc:
+            raise _unsendable(call, exc) from None
         return "sent"
 
     async def _hoiio(self, call: OutboundCall, limit: aiohttp.ClientTimeout) -> None:
@@ -150,7 +173,7 @@ class Sender:
         # Encoded here in one step: the same bytes aiohttp's form encoding makes, without
         # building a FormData for every call.
         body = form_body(form)
-        headers = {"Content-Type": FORM_TYPE, IDEMPOTENCY_HEADER: call.key}
+        headers = {"Content-Type": FORM_TYPE, IDEMPOTENCY_HEADER: header_key(call.key)}
         async with self.session.post(url, data=body, headers=headers, timeout=limit) as resp:
             text = await _read(resp)
             if resp.status in RETRY_HTTP or resp.status >= 500:
@@ -177,14 +200,14 @@ class Sender:
         headers = {
             "Authorization": f"Token {token}",
             "Content-Type": "application/json",
-            IDEMPOTENCY_HEADER: call.key,
+            IDEMPOTENCY_HEADER: header_key(call.key),
         }
         async with self.session.post(url, json=call.params, headers=headers, timeout=limit) as resp:
             await _read(resp)
             _check_http(f"textit {call.endpoint}", resp)
 
     async def _http(self, call: OutboundCall, limit: aiohttp.ClientTimeout) -> None:
-        headers = {IDEMPOTENCY_HEADER: call.key, **call.headers}
+        headers = {IDEMPOTENCY_HEADER: header_key(call.key), **call.headers}
         kwargs: dict[str, Any] = {"headers": headers, "timeout": limit}
         if "json" in call.params:
             kwargs["json"] = call.params["json"]
@@ -199,6 +222,15 @@ class Sender:
 async def _read(resp: aiohttp.ClientResponse) -> str:
     data = await resp.content.read(MAX_RESPONSE_BYTES)
     return data.decode("utf-8", "replace")
+
+
+def _unsendable(call: OutboundCall, exc: Exception) -> DeliveryError:
+    """A call that can never be sent as it is (a header, URL or body aiohttp refuses): trying
+    again would fail the same way, so it is a permanent failure."""
+    reason = one_line(f"{type(exc).__name__}: {exc}", 300)
+    return DeliveryError(
+        f"{call.provider} {loggable_endpoint(call)}: cannot be sent: {reason}", retry=False
+    )
 
 
 def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
@@ -220,4 +252,4 @@ def _check_http(what: str, resp: aiohttp.ClientResponse) -> None:
     raise DeliveryError(f"{what}: HTTP {resp.status}", retry=retry, retry_after=_retry_after(resp))
 
 
-__all__ = ["Sender", "form_body", "loggable_endpoint", "redact"]
+__all__ = ["Sender", "form_body", "header_key", "loggable_endpoint", "redact"]

@@ -489,3 +489,64 @@ async def test_a_sent_call_gives_its_slot_back_with_its_outcome(rig: Rig, tmp_pa
         assert await store.take_slot("busy:hoiio", 1, "other", time.time() + 60, time.time()) == 0
     finally:
         await store.close()
+
+
+async def test_a_call_that_can_never_be_sent_is_dead_at_once_and_frees_its_lane(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    poisoned = OutboundCall(
+        "e0#0",
+        "http",
+        f"{rig.http.url}/hook",
+        {"json": {}},
+        contact=ALICE,
+        headers={"X-Said": "a\r\nX-Forged: 1"},
+    )
+    await rig.commit("e0", poisoned)
+    for n in range(1, 4):
+        await rig.commit(f"e{n}", sms(f"e{n}#0", msg=f"reply {n}"))
+    for _ in range(5):
+        await rig.delivery.drain_once()
+    assert [r.params["msg"] for r in rig.hoiio.calls("/sms/send")] == [
+        "reply 1",
+        "reply 2",
+        "reply 3",
+    ]
+    (dead,) = await rig.store.outbox(status="dead")
+    assert dead.call.key == "e0#0"
+    assert dead.attempts == 0  # one try, no retry
+    assert dead.last_error is not None
+    assert dead.last_error.startswith(f"http {rig.http.url}/hook: cannot be sent: ValueError")
+    assert "\n" not in dead.last_error
+    assert "\r" not in dead.last_error
+    assert not rig.http.requests
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_a_key_unsafe_in_a_header_is_sent_as_its_digest_on_every_try(rig: Rig) -> None:
+    rig.hoiio.behaviour.fail_next = 1
+    rig.hoiio.behaviour.fail_status = 503
+    await rig.commit("e1", sms("P1\r\nX: y#0"))
+    await rig.delivery.drain_once()
+    rig.clock.now += DEFAULTS.retry_max
+    await rig.delivery.drain_once()
+    first, second = (r.headers["Idempotency-Key"] for r in rig.hoiio.calls("/sms/send"))
+    assert first == second
+    assert first.startswith("sha256-")
+    assert (await rig.store.outbox(status="sent"))[0].call.key == "P1\r\nX: y#0"
+
+
+async def test_a_fault_of_our_own_is_retried_within_the_try_limit(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(call: OutboundCall, within: float | None = None) -> str:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(rig.delivery.sender, "send", broken)
+    await rig.commit("e1", sms("e1#0"))
+    for _ in range(MAX_ATTEMPTS + 3):
+        await rig.delivery.drain_once()
+        rig.clock.now += DEFAULTS.retry_max
+    (dead,) = await rig.store.outbox(status="dead")
+    assert dead.last_error == f"RuntimeError: a bug (gave up after {MAX_ATTEMPTS} tries)"
