@@ -23,11 +23,13 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from responder.calendars import Calendar, CalendarCondition
-from responder.conditions import Scope, TimeCondition
-from responder.engine import Engine
+from responder.appstate import Signer
+from responder.dialogues.runner import Runner
 from responder.events import Event
+from responder.matching.calendars import Calendar
+from responder.matching.conditions import CalendarCondition, Scope, TimeCondition
 from responder.rules.loader import load_rules
+from responder.runtime.engine import Engine
 from responder.stores.memory import MemoryStore
 
 RULES = """
@@ -91,7 +93,9 @@ def conditions(rules_dir: Path, rounds: int) -> dict[str, float]:
 
 async def engine(rules_dir: Path, rounds: int) -> dict[str, float]:
     rules = load_rules([rules_dir])
-    eng = Engine(rules, MemoryStore(), clock=SATURDAY_EVENING.timestamp)
+    eng = Engine(
+        rules, MemoryStore(), Runner(Signer(b"k" * 32), None), clock=SATURDAY_EVENING.timestamp
+    )
 
     def sms(text: str) -> Event:
         return Event(

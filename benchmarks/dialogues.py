@@ -24,10 +24,10 @@ from pathlib import Path
 from responder.appstate import AppState, Signer
 from responder.conversations import Conversation
 from responder.dialogues.runner import Runner
-from responder.engine import Engine
 from responder.events import Event
 from responder.outbound import Commit, StoredResponse
 from responder.rules.loader import load_rules
+from responder.runtime.engine import Engine
 from responder.stores import open_store
 from responder.stores.base import Store
 

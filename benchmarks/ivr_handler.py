@@ -3,7 +3,7 @@
     python benchmarks/ivr_handler.py [--against DIR] [--rounds 7] [--webhooks 2000]
 
 CPU microseconds per webhook (the median of the rounds), no HTTP: the webhook handler
-(``responder.server.webhook``) on a SQLite store with the ivr-menu example, called with a
+(``responder.web.server.webhook``) on a SQLite store with the ivr-menu example, called with a
 Hoiio ``answer`` notification of a new session each time, as ``benchmarks/http.py`` sends
 them. The dialogue starts and its first state sends a ``gather`` block; the delivery worker
 is stopped, so the blocks stay in the outbox. ``loop`` is the CPU of the event loop's thread
@@ -51,9 +51,9 @@ async def _measure(webhooks: int, work: Path) -> tuple[float, float]:
     """CPU microseconds per webhook (loop thread, whole process) for the code it imports."""
     from aiohttp import web
 
-    from responder import server
-    from responder.logs import setup_logging
     from responder.settings import Settings
+    from responder.web import server
+    from responder.web.logs import setup_logging
 
     rules = work / "ivr"
     shutil.copytree(REPO / "examples" / "ivr-menu", rules)

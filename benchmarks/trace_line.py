@@ -57,10 +57,10 @@ async def _measure(kind: str, level: str, fmt: str, webhooks: int, work: Path) -
     """CPU microseconds per webhook, in this process, for the code it imports."""
     from aiohttp import web
 
-    from responder import server
-    from responder.engine import Outcome
-    from responder.logs import TRACE_ID, setup_logging
+    from responder.runtime.outcome import Outcome
     from responder.settings import Settings
+    from responder.web import server
+    from responder.web.logs import TRACE_ID, setup_logging
 
     (work / "rules.yaml").write_text(RULES)
     with (work / "out.log").open("w") as out:

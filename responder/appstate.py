@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote_plus
 
+from responder.errors import AppStateError
+
 # Hoiio refuses a notify_url over 4,000 characters.
 MAX_NOTIFY_URL: Final = 4000
 _PART = re.compile(r"[A-Za-z0-9_.-]{1,100}")
@@ -21,10 +23,6 @@ _PART = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 _SEQ = re.compile(r"[0-9]{1,9}")
 _REF = re.compile(r"[a-f0-9]{16}")
 SIG_CHARS: Final = 32
-
-
-class AppStateError(ValueError):
-    """A pass-on state that is missing its signature, malformed, or forged."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING
 
 from responder import __version__
 from responder.errors import RulesError, SettingsError, StoreError
+
+if TYPE_CHECKING:  # loaded by the commands that need it: `check` and `--help` start fast
+    from responder.rules.model import RuleSet
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -167,7 +171,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from responder import explain
+    from responder.tools import explain
 
     if args.last < 0:
         print("responder explain: --last must be 0 or more", file=sys.stderr)
@@ -178,8 +182,8 @@ def _explain(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     import asyncio
 
-    from responder import replay
     from responder.settings import Settings
+    from responder.tools import replay
 
     try:
         old = list(args.old or Settings.from_env().rules)
@@ -193,9 +197,9 @@ def _replay(args: argparse.Namespace) -> int:
 def _outbox(args: argparse.Namespace) -> int:
     import asyncio
 
-    from responder import outbox_commands
     from responder.settings import Settings
     from responder.stores import open_store
+    from responder.tools import outbox as outbox_commands
 
     if args.outbox_command == "retry" and not (args.keys or args.all_dead):
         print("responder outbox retry: name KEY(s) or --all-dead", file=sys.stderr)
@@ -233,17 +237,30 @@ def _outbox(args: argparse.Namespace) -> int:
         return 2
 
 
+def _print_problems(exc: RulesError, out: IO[str]) -> None:
+    """Every problem of a broken rule set, one ``file:line: message`` a line."""
+    for problem in exc.problems:
+        print(problem, file=out)
+
+
+def _load_rules(paths: list[str]) -> RuleSet | None:
+    """The rule set at ``paths``, or None after printing its problems to stderr."""
+    from responder.rules.loader import load_rules
+
+    try:
+        return load_rules(paths)
+    except RulesError as exc:
+        _print_problems(exc, sys.stderr)
+        return None
+
+
 def _simulate(args: argparse.Namespace) -> int:
     import asyncio
 
-    from responder.rules.loader import load_rules
-    from responder.simulate import Simulator
+    from responder.tools.simulate import Simulator
 
-    try:
-        ruleset = load_rules(args.rules or ["rules"])
-    except RulesError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    ruleset = _load_rules(args.rules or ["rules"])
+    if ruleset is None:
         return 1
     logging.basicConfig(level=logging.WARNING, format="(%(levelname)s %(name)s: %(message)s)")
     simulator = Simulator(
@@ -280,14 +297,10 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from responder.graph import render
-    from responder.rules.loader import load_rules
+    from responder.tools.graph import render
 
-    try:
-        ruleset = load_rules(args.rules or ["rules"])
-    except RulesError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    ruleset = _load_rules(args.rules or ["rules"])
+    if ruleset is None:
         return 1
     names = args.dialogue or list(ruleset.dialogues)
     unknown = [name for name in names if name not in ruleset.dialogues]
@@ -305,7 +318,7 @@ def _graph(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     import json
 
-    from responder.rules.schema import rules_schema, transcript_schema
+    from responder.tools.schema import rules_schema, transcript_schema
 
     document = transcript_schema() if args.transcripts else rules_schema()
     print(json.dumps(document, indent=2, ensure_ascii=False))
@@ -318,8 +331,7 @@ def _check(paths: list[str]) -> int:
     try:
         ruleset = load_rules(paths)
     except RulesError as exc:
-        for problem in exc.problems:
-            print(problem)
+        _print_problems(exc, sys.stdout)
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
         return 1
     print(
@@ -332,11 +344,11 @@ def _check(paths: list[str]) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from responder.logs import setup_logging
-    from responder.server import create_app
     from responder.settings import Settings
     from responder.speed import event_loop_policy, names
-    from responder.startup import listen_problem, store_problem, where
+    from responder.web.logs import setup_logging
+    from responder.web.server import create_app
+    from responder.web.startup import listen_problem, store_problem, where
 
     try:
         settings = Settings.from_env(
@@ -356,8 +368,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         app = create_app(settings)
     except RulesError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        _print_problems(exc, sys.stderr)
         print("responder: refusing to start with broken rules", file=sys.stderr)
         if any(p.message == "no such file or directory" for p in exc.problems):
             print(

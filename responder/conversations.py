@@ -9,10 +9,6 @@ from typing import Any
 from responder.speed import dumps
 
 
-class ConflictError(Exception):
-    """Someone else changed the conversation since it was read (compare-and-set failed)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Conversation:
     key: str

@@ -54,16 +54,36 @@ class Unauthorized(ResponderError):
         self.status = status
 
 
-class TemplateRenderError(ResponderError):
-    """A template failed while rendering; ``rule`` names the rule it belongs to."""
+class TemplateError(ResponderError):
+    """A template failed to compile or render; ``lineno`` is relative to the template."""
 
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(f"rule {rule!r}: {message}")
-        self.rule = rule
+    def __init__(self, message: str, lineno: int | None = None) -> None:
+        super().__init__(message)
+        self.lineno = lineno
+
+
+class StepError(ResponderError):
+    """A dialogue move its machine does not allow from the conversation's state."""
+
+    def __init__(self, message: str, *, dialogue: str, state: str, trigger: str) -> None:
+        super().__init__(message)
+        self.dialogue = dialogue
+        self.state = state
+        self.trigger = trigger
+
+
+class AppStateError(ResponderError, ValueError):
+    """A pass-on state that is missing its signature, malformed, or forged."""
 
 
 class StoreError(ResponderError):
     """The store could not be opened or used."""
+
+
+class ConflictError(ResponderError):
+    """A commit lost a race: the conversation changed since it was read (compare-and-set
+    failed), or a limit the decision counted on was reached meanwhile. Decided again, not
+    an outage."""
 
 
 class DeliveryError(ResponderError):

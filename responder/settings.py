@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from responder.clients.policy import DeliverySettings
 from responder.errors import SettingsError
+from responder.policy import DeliverySettings
 
 DEFAULT_CHANNELS: Mapping[str, str] = {"textit": "textit", "hoiio": "hoiio"}
 PROVIDER_NAMES = frozenset({"textit", "hoiio"})

@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from responder.appstate import Signer
+from responder.dialogues.runner import Runner
 from responder.rules.loader import load_rules
-from responder.server import create_app
 from responder.settings import Settings
 from responder.stores.redis_url import split_url
 from responder.testing.fakes import FakeProvider
 from responder.testing.redisdb import drop_prefix, local_cluster, require_server, scratch_url
+from responder.web.server import create_app
 
 REPO = Path(__file__).resolve().parent.parent
 # Lines a test wants shown in the run's summary (e.g. transcript coverage in CI logs).
@@ -30,6 +32,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_sep("-", "transcripts")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+def dialogue_runner(public_url: str | None = "https://responder.test") -> Runner:
+    """A dialogue runner with a signing key of its own, for engines built in tests."""
+    return Runner(Signer(b"k" * 32), public_url)
 
 
 def write_rules(directory: Path, text: str, name: str = "rules.yaml") -> Path:

@@ -8,14 +8,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from responder.appstate import (
-    MAX_NOTIFY_URL,
-    SIG_CHARS,
-    AppState,
-    AppStateError,
-    Signer,
-    looks_like_ours,
-)
+from responder.appstate import MAX_NOTIFY_URL, SIG_CHARS, AppState, Signer, looks_like_ours
+from responder.errors import AppStateError
 
 KEY = b"k" * 32
 SESSION = "S-100"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from responder.clients.policy import DeliverySettings, Rate
+from responder.policy import DeliverySettings, Rate
 from responder.settings import Settings
 from tests.conftest import REPO
 

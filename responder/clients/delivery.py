@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from responder.errors import DeliveryError, StoreError
-from responder.logs import one_line
 from responder.outbound import OutboundCall, OutboxItem, is_ivr_step
+from responder.policy import IVR_MAX_AGE, DeliverySettings
+from responder.printable import one_line
 from responder.stores.base import Store
 
 from .limits import Held, Limits, Postponed
-from .policy import IVR_MAX_AGE, DeliverySettings
 from .sender import Sender, loggable_endpoint
 
 log = logging.getLogger("responder.delivery")

@@ -15,9 +15,8 @@ from typing import Final
 
 from responder.errors import StoreError
 from responder.outbound import OutboundCall, is_ivr_step
+from responder.policy import RATE_MARGIN, DeliverySettings
 from responder.stores.base import Slot, Store
-
-from .policy import RATE_MARGIN, DeliverySettings
 
 log = logging.getLogger("responder.delivery")
 

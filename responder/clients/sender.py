@@ -14,8 +14,8 @@ from urllib.parse import quote_plus, urlsplit
 import aiohttp
 
 from responder.errors import DeliveryError
-from responder.logs import one_line
 from responder.outbound import OutboundCall
+from responder.printable import one_line
 from responder.settings import Settings
 
 log = logging.getLogger("responder.delivery")

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from transitions import Machine
 
-from responder.dialogues.model import Dialogue, edges
-
-
-class StepError(Exception):
-    """A trigger that is not allowed from the conversation's state."""
+from responder.errors import StepError
 
 
 class DialogueMachine:
@@ -24,34 +20,38 @@ class DialogueMachine:
     triggering a model would do.
     """
 
-    def __init__(self, dialogue: Dialogue) -> None:
-        self.dialogue = dialogue
+    def __init__(
+        self,
+        name: str,
+        states: Sequence[str],
+        initial: str,
+        edges: Iterable[tuple[str, str, str]],
+    ) -> None:
+        """``edges`` are (source, trigger, destination), as ``model.edges`` lists them."""
+        self.name = name
         transitions = [
-            {"trigger": trigger, "source": source, "dest": dest}
-            for source, trigger, dest in edges(dialogue)
+            {"trigger": trigger, "source": source, "dest": dest} for source, trigger, dest in edges
         ]
         self.machine: Any = Machine(
             model=None,
-            states=list(dialogue.states),
+            states=list(states),
             transitions=transitions,
-            initial=dialogue.initial,
+            initial=initial,
             auto_transitions=False,
             ignore_invalid_triggers=False,
         )
         self._moves = _moves(self.machine)
-        # Called with (source, trigger, destination) after every move: transcript coverage
-        # and traces watch the machine here instead of reimplementing its decisions.
-        self.observers: list[Callable[[str, str, str], None]] = []
 
     def fire(self, current: str, trigger: str) -> str:
         """The state reached from ``current`` by ``trigger``; StepError if not allowed."""
         reached = self._moves.get((current, trigger))
         if reached is None:
             raise StepError(
-                f"{self.dialogue.name}: {trigger!r} from {current!r}: {self._why(current, trigger)}"
+                f"{self.name}: {trigger!r} from {current!r}: {self._why(current, trigger)}",
+                dialogue=self.name,
+                state=current,
+                trigger=trigger,
             )
-        for observe in self.observers:
-            observe(current, trigger, reached)
         return reached
 
     def _why(self, current: str, trigger: str) -> str:

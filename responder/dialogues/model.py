@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from responder.conditions import AllOf
-from responder.rules.model import Http, Sms
-from responder.templates import Template
-
-if TYPE_CHECKING:
-    from responder.dialogues.machine import DialogueMachine
+from responder.actions.model import Http, Sms
+from responder.dialogues.machine import DialogueMachine
+from responder.matching.conditions import AllOf
+from responder.templating.templates import Template
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,33 +113,35 @@ class Dialogue:
     mode: str  # "ivr" or "sms"
     initial: str
     states: Mapping[str, State]
+    # Built from ``edges(states)`` when the dialogue is compiled, never changed after.
+    machine: DialogueMachine = field(compare=False, repr=False)
     start: Start | None = None
     expire: float = 86400.0
     description: str | None = None
-    machine: DialogueMachine | None = field(default=None, compare=False, repr=False)
 
     def state(self, name: str) -> State | None:
         return self.states.get(name)
 
 
-def edges(dialogue: Dialogue) -> list[tuple[str, str, str]]:
-    """Every (source, trigger, destination) of a dialogue, for the machine and for checks."""
+def edges(states: Mapping[str, State]) -> list[tuple[str, str, str]]:
+    """Every (source, trigger, destination) of a dialogue's states, for its machine and for
+    checks."""
     out: list[tuple[str, str, str]] = []
-    for state in dialogue.states.values():
+    for state in states.values():
         for index, transition in enumerate(state.on):
             out.append((state.name, f"{state.name}:{index}", transition.goto))
-            target = dialogue.states.get(transition.goto)
+            target = states.get(transition.goto)
             then = transition.then or (target.then if target else None)
             if then:
                 out.append((state.name, f"{state.name}:{index}:then", then))
         if state.next:
             out.append((state.name, f"{state.name}:next", state.next))
-            target = dialogue.states.get(state.next)
+            target = states.get(state.next)
             if target is not None and target.then:
                 out.append((state.name, f"{state.name}:next:then", target.then))
         if state.wait:
             out.append((state.name, f"{state.name}:timeout", state.wait.goto))
-            target = dialogue.states.get(state.wait.goto)
+            target = states.get(state.wait.goto)
             if target is not None and target.then:
                 out.append((state.name, f"{state.name}:timeout:then", target.then))
         if isinstance(state.block, Gather):  # nothing matched: ask again
@@ -151,7 +150,7 @@ def edges(dialogue: Dialogue) -> list[tuple[str, str, str]]:
                 out.append((state.name, f"{state.name}:repeat:then", state.then))
         if isinstance(state.block, Transfer) and state.block.on_failure:
             out.append((state.name, f"{state.name}:failure", state.block.on_failure))
-            target = dialogue.states.get(state.block.on_failure)
+            target = states.get(state.block.on_failure)
             if target is not None and target.then:
                 out.append((state.name, f"{state.name}:failure:then", target.then))
     return out

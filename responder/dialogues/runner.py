@@ -10,20 +10,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import urlencode
 
-from responder.appstate import AppState, AppStateError, Signer
-from responder.conditions import Captures, Scope
+from responder.actions import render
+from responder.appstate import AppState, Signer
 from responder.conversations import Conversation, TimerWrite, dial_key
 from responder.dialogues import model as m
-from responder.dialogues.machine import DialogueMachine
+from responder.errors import AppStateError, TemplateError
 from responder.events import Event
+from responder.matching.conditions import Captures, Scope
 from responder.outbound import OutboundCall
-from responder.templates import Template, TemplateError
+from responder.templating.templates import Template
 
 log = logging.getLogger("responder.dialogue")
 
 # A chain of states entered without waiting (next: ...) longer than this is a loop.
 MAX_CHAIN: Final = 20
-HOIIO_MSG_MAX: Final = 1000
 # Channels are configured, so few; the bound keeps an unexpected many from growing the cache.
 MAX_BASES: Final = 64
 ENDED_KINDS: Final = frozenset({"ivr.ended", "ivr.hangup"})
@@ -40,6 +40,8 @@ class Step:
     timer: TimerWrite | None = None
     notes: list[str] = field(default_factory=list)
     changed: bool = True
+    # (source, trigger, destination) of every move the dialogue's machine made, in order
+    moves: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,9 +288,10 @@ class Runner:
         captures: Captures,
     ) -> None:
         machine = dialogue.machine
-        assert isinstance(machine, DialogueMachine)
-        reached = machine.fire(step.conversation.state, trigger)
+        source = step.conversation.state
+        reached = machine.fire(source, trigger)
         assert reached == target, (reached, target)
+        step.moves.append((source, trigger, reached))
         self._enter(dialogue, step, target, env, captures)
 
     # -- entering states ---------------------------------------------------------------
@@ -335,9 +338,9 @@ class Runner:
                     dialogue, conversation, target, None, None, f"{state.name}:next"
                 )
                 machine = dialogue.machine
-                assert isinstance(machine, DialogueMachine)
                 target = machine.fire(state.name, trigger)
                 assert target == dest
+                step.moves.append((state.name, trigger, target))
                 continue
             return
         self._end(step, f"stopped: more than {MAX_CHAIN} states in a row without input")
@@ -358,27 +361,23 @@ class Runner:
         elif state.say is not None:
             step.texts.append(state.say.render(context))
         conversation = step.conversation
+        rule = f"dialogue:{dialogue.name}"
         for sms in state.sms:
-            text = sms.text.render(context)
-            to = sms.to.render(context).strip() if sms.to else (conversation.contact or "")
-            via = sms.via or conversation.provider
-            step.calls.append(self._sms_call(env, step, via, to, text))
-        for http in state.http:
-            body = _tree(http.json, context) if http.json is not None else None
-            url = http.url.render(context).strip()
-            if not url.startswith(("http://", "https://")):
-                raise TemplateError(f"http url {url!r} is not an http(s) URL")
             step.calls.append(
-                OutboundCall(
-                    self._key(env, step),
-                    "http",
-                    url,
-                    {"json": body} if body is not None else {},
-                    rule=f"dialogue:{dialogue.name}",
+                render.sms(
+                    sms,
+                    context,
+                    key=self._key(env, step),
+                    rule=rule,
                     contact=conversation.contact,
-                    method=http.method,
-                    headers={k: t.render(context) for k, t in http.headers.items()},
-                    timeout=http.timeout,
+                    urn=_urn(env, conversation),
+                    provider=conversation.provider,
+                )
+            )
+        for http in state.http:
+            step.calls.append(
+                render.http(
+                    http, context, key=self._key(env, step), rule=rule, contact=conversation.contact
                 )
             )
         return made_block
@@ -397,18 +396,24 @@ class Runner:
         if block is None and state.say is None:
             return False
         params: dict[str, Any] = {"session": session}
+        where = f"dialogue {dialogue.name!r} state {state.name!r}"
 
         def say(template: Template | None) -> None:
-            if template is not None:
-                text = template.render(context)
-                if len(text) > HOIIO_MSG_MAX:
-                    step.notes.append(f"{state.name}: msg cut to {HOIIO_MSG_MAX} characters")
-                    text = text[:HOIIO_MSG_MAX]
+            text = render.speech(template, context, where)
+            if text is not None:
                 params["msg"] = text
 
         if isinstance(block, m.HangupBlock):
-            say(block.say)
-            step.calls.append(self._call(env, step, "ivr/end/hangup", params))
+            step.calls.append(
+                render.hangup(
+                    block.say,
+                    context,
+                    session=session,
+                    key=self._key(env, step),
+                    rule=f"dialogue:{dialogue.name}",
+                    lane=session or conversation.contact,
+                )
+            )
             return True
         notify = self.notify_url(conversation, dialogue.name, state.name)
         if block is None:
@@ -488,43 +493,25 @@ class Runner:
     def _call(self, env: Env, step: Step, endpoint: str, params: dict[str, Any]) -> OutboundCall:
         conversation = step.conversation
         # IVR calls of one session go out in order: they share the session as their lane.
-        return OutboundCall(
-            self._key(env, step),
-            "hoiio",
+        return render.ivr_call(
             endpoint,
             params,
+            key=self._key(env, step),
             rule=f"dialogue:{conversation.dialogue}",
-            contact=conversation.session or conversation.contact,
-        )
-
-    def _sms_call(self, env: Env, step: Step, via: str, to: str, text: str) -> OutboundCall:
-        conversation = step.conversation
-        rule = f"dialogue:{conversation.dialogue}"
-        if not to:
-            raise TemplateError("sms has no recipient")
-        if via == "hoiio":
-            return OutboundCall(
-                self._key(env, step),
-                "hoiio",
-                "sms/send",
-                {"dest": to, "msg": text},
-                rule=rule,
-                contact=to,
-            )
-        urn = to if ":" in to else f"tel:{to}"
-        return OutboundCall(
-            self._key(env, step),
-            "textit",
-            "broadcasts.json",
-            {"urns": [urn], "text": text},
-            rule=rule,
-            contact=to,
+            lane=conversation.session or conversation.contact,
         )
 
     def text_call(self, env: Env, step: Step, text: str) -> OutboundCall:
         """An SMS to the conversation's contact, for texts that cannot go in a reply body."""
         conversation = step.conversation
-        return self._sms_call(env, step, conversation.provider, conversation.contact or "", text)
+        return render.text_call(
+            key=self._key(env, step),
+            via=conversation.provider,
+            to=conversation.contact or "",
+            text=text,
+            rule=f"dialogue:{conversation.dialogue}",
+            urn=_urn(env, conversation),
+        )
 
     def _end(self, step: Step, outcome: str) -> None:
         step.conversation = replace(step.conversation, status="ended", outcome=outcome)
@@ -539,11 +526,9 @@ class Runner:
         return now + dialogue.expire
 
 
-def _tree(value: Any, context: Mapping[str, Any]) -> Any:
-    if isinstance(value, Template):
-        return value.render(context)
-    if isinstance(value, dict):
-        return {k: _tree(v, context) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_tree(v, context) for v in value]
-    return value
+def _urn(env: Env, conversation: Conversation) -> str | None:
+    """The event's URN, when the step's texts go back to the contact who sent the event."""
+    event = env.event
+    if event.urn and event.contact is not None and event.contact == conversation.contact:
+        return event.urn
+    return None

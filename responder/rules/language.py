@@ -1,25 +1,20 @@
-"""The rules language itself: every key, its type, its documentation and what it compiles to.
-
-The loader validates with these specs and ``responder schema`` prints their JSON Schema, so
-the two can never disagree.
-"""
+"""The ``rules:`` part of the rules language: conditions (``when``), limits and actions, every
+key with its type, its documentation and what it compiles to."""
 
 from __future__ import annotations
 
-import functools
-import re
-from datetime import date, time
-from fnmatch import fnmatchcase
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from responder import conditions as c
+from responder.actions import model as actions
 from responder.events import KINDS, Event
+from responder.matching import conditions as c
 from responder.rules import model
+from responder.rules.calendars import CLOSED, OPEN
 from responder.rules.spec import (
     INVALID,
     Bool,
     Ctx,
+    Defs,
     Duration,
     Enum,
     ExpressionSpec,
@@ -35,41 +30,17 @@ from responder.rules.spec import (
     Str,
     TemplateSpec,
 )
-
-DAY_NAMES: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-PROVIDER_NAMES: Final = ["textit", "hoiio"]
-# Longest reply text TextIt accepts in a webhook answer; Hoiio msg limit for IVR speech.
-TEXTIT_REPLY_MAX: Final = 480
-HOIIO_MSG_MAX: Final = 1000
-SMS_TEXT_MAX: Final = 640
-
-_KIND_PATTERN = re.compile(r"[a-z*?]+(\.[a-z*?]+)?")
-
-
-@functools.lru_cache(maxsize=256)
-def _kinds_matching(pattern: str) -> frozenset[str]:
-    return frozenset(k for k in KINDS if fnmatchcase(k, pattern))
-
-
-class KindSpec(Spec):
-    """An event kind, or a glob over kinds such as ``sms.*``."""
-
-    description = "An event kind (e.g. sms.received) or a glob such as sms.* or *."
-
-    def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
-        if not isinstance(value, str) or not _KIND_PATTERN.fullmatch(value):
-            return ctx.error(line, path, f"{value!r} is not an event kind")
-        matched = _kinds_matching(value)
-        if not matched:
-            from difflib import get_close_matches
-
-            close = get_close_matches(value, sorted(KINDS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            return ctx.error(line, path, f"unknown event kind {value!r}{hint}")
-        return matched
-
-    def schema(self) -> dict[str, Any]:
-        return {"type": "string", "description": self.description, "examples": sorted(KINDS)}
+from responder.rules.terms import (
+    HOIIO_MSG_MAX,
+    PROVIDER_NAMES,
+    SMS_TEXT_MAX,
+    TEXTIT_REPLY_MAX,
+    DateSpec,
+    DaysSpec,
+    HoursSpec,
+    KindSpec,
+    TimezoneSpec,
+)
 
 
 def _strings(description: str) -> ListOf:
@@ -182,13 +153,13 @@ class DigitsSpec(Spec):
             value = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
         return _digits_shorthand(value, line, ctx, path)
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return {
             "description": self.description,
             "anyOf": [
                 {"type": ["string", "integer"]},
                 {"type": "array", "items": {"type": ["string", "integer"]}},
-                TEXT_TEST.schema(),
+                TEXT_TEST.schema(defs),
             ],
         }
 
@@ -228,10 +199,10 @@ class PatternSpec(Spec):
             else _pattern_build(self.field_name)(parsed, line, ctx, path)
         )
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return {
             "description": self.description,
-            "anyOf": [ListOf(Str()).schema(), self.obj.schema()],
+            "anyOf": [ListOf(Str()).schema(defs), self.obj.schema(defs)],
         }
 
 
@@ -243,8 +214,8 @@ def _one_of(getter: Any, description: str, name: str) -> Spec:
                 return INVALID
             return c.OneOfCondition(getter, _folded(parsed), name)
 
-        def schema(self) -> dict[str, Any]:
-            return {"description": description, **ListOf(Str()).schema()}
+        def schema(self, defs: Defs | None = None) -> dict[str, Any]:
+            return {"description": description, **ListOf(Str()).schema(defs)}
 
     spec = OneOfSpec()
     spec.description = description
@@ -297,11 +268,11 @@ class ValuesSpec(Spec):
             out.append(parsed)
         return INVALID if any(p is INVALID for p in out) else c.AllOf(tuple(out))
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return {
             "type": "object",
             "description": self.description,
-            "additionalProperties": _value_obj(None).schema(),
+            "additionalProperties": _value_obj(None).schema(defs),
         }
 
 
@@ -315,81 +286,6 @@ def _value_obj(build: Any) -> Obj:
         build=build,
         min_keys=1,
     )
-
-
-def _parse_hours(value: str) -> tuple[time, time] | None:
-    match = re.fullmatch(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})", value.strip())
-    if not match:
-        return None
-    h1, m1, h2, m2 = (int(g) for g in match.groups())
-    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
-        return None
-    end = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
-    start = time(h1, m1)
-    if start == end:
-        return None  # an empty window would never match
-    return start, end
-
-
-def _parse_days(values: tuple[str, ...], line: int, ctx: Ctx, path: str) -> Any:
-    days: set[int] = set()
-    for item in values:
-        for part in item.replace(" ", "").lower().split(","):
-            first, dash, last = part.partition("-")
-            if first not in DAY_NAMES or (dash and last not in DAY_NAMES):
-                return ctx.error(line, path, f"{item!r} is not a day or range like mon-fri")
-            a = DAY_NAMES.index(first)
-            b = DAY_NAMES.index(last) if last else a
-            days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
-    return frozenset(days)
-
-
-class TimezoneSpec(Str):
-    def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
-        name = super().parse(value, line, ctx, path)
-        if name is INVALID:
-            return INVALID
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            return ctx.error(line, path, f"unknown timezone {name!r}")
-
-
-class HoursSpec(Str):
-    def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
-        text = super().parse(value, line, ctx, path)
-        if text is INVALID:
-            return INVALID
-        hours = _parse_hours(text)
-        if hours is None:
-            return ctx.error(line, path, f"{text!r} is not a window like 09:00-18:00")
-        return hours
-
-
-class DaysSpec(ListOf):
-    def __init__(self, description: str) -> None:
-        super().__init__(Str(), description)
-
-    def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
-        names = super().parse(value, line, ctx, path)
-        return INVALID if names is INVALID else _parse_days(names, line, ctx, path)
-
-
-class DateSpec(Str):
-    def __init__(self) -> None:
-        super().__init__(
-            "A date, YYYY-MM-DD.", pattern=r"\d{4}-\d{2}-\d{2}", pattern_hint="a date YYYY-MM-DD"
-        )
-
-    def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
-        text = super().parse(value, line, ctx, path)
-        if text is INVALID:
-            return INVALID
-        try:
-            date.fromisoformat(text)
-        except ValueError:
-            return ctx.error(line, path, f"{text!r} is not a date on the calendar")
-        return text
 
 
 def _build_time(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
@@ -415,7 +311,7 @@ TIME: Final = Obj(
 )
 
 
-def _build_when(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
+def build_when(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
     parts: list[Any] = []
     for key, value in fields.items():
         if value is None:
@@ -464,8 +360,8 @@ WHEN: Final[Obj] = Obj(
         "values": Field(ValuesSpec()),
         "time": Field(TIME),
         "expr": Field(ExpressionSpec("A sandboxed jinja2 expression that must be true.")),
-        "open": Field(lambda: _calendar_ref(want_open=True)),
-        "closed": Field(lambda: _calendar_ref(want_open=False)),
+        "open": Field(OPEN),
+        "closed": Field(CLOSED),
         "not": Field(when_spec),
         "any": Field(
             lambda: ListOf(
@@ -474,7 +370,7 @@ WHEN: Final[Obj] = Obj(
         ),
     },
     "Conditions; all must hold.",
-    build=_build_when,
+    build=build_when,
     ref="when",
 )
 
@@ -499,7 +395,7 @@ def _build_reply(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
     json_value = fields["json"]
     if json_value is not None and not isinstance(json_value, dict):
         return ctx.error(line, f"{path}.json", "must be a mapping of flow variables")
-    return model.Reply(fields["text"], json_value)
+    return actions.Reply(fields["text"], json_value)
 
 
 REPLY: Final = Obj(
@@ -523,13 +419,13 @@ SMS: Final = Obj(
         "via": Field(Enum(PROVIDER_NAMES, "Provider API to send with; default the event's.")),
     },
     "Send an SMS through the provider API.",
-    build=lambda f, line, ctx, path: model.Sms(f["text"], f["to"], f["via"]),
+    build=lambda f, line, ctx, path: actions.Sms(f["text"], f["to"], f["via"]),
 )
 
 HANGUP: Final = Obj(
     {"say": Field(TemplateSpec("Spoken (TTS) before hanging up.", max_len=HOIIO_MSG_MAX))},
     "Hang up a Hoiio IVR call (ivr/end/hangup with the event's session).",
-    build=lambda f, line, ctx, path: model.Hangup(f["say"]),
+    build=lambda f, line, ctx, path: actions.Hangup(f["say"]),
 )
 
 HTTP: Final = Obj(
@@ -544,7 +440,7 @@ HTTP: Final = Obj(
         "timeout": Field(Duration("Timeout per attempt.", max_seconds=60), default=10.0),
     },
     "Call an HTTP webhook of your own.",
-    build=lambda f, line, ctx, path: model.Http(
+    build=lambda f, line, ctx, path: actions.Http(
         f["url"], f["method"], f["json"], f["headers"] or {}, f["timeout"]
     ),
 )
@@ -632,40 +528,4 @@ IVR_KINDS: Final = frozenset(k for k in KINDS if k.startswith("ivr."))
 
 RULE: Final = Obj(
     RULE_FIELDS, "One rule: when an event matches, do its actions.", build=_build_rule
-)
-
-
-def _dialogues_spec() -> Spec:
-    from responder.dialogues.language import DIALOGUE  # the dialogue language builds on this one
-
-    return ListOf(DIALOGUE, "The dialogues of this file.", single=False, partial=True)
-
-
-def _calendar_ref(*, want_open: bool) -> Spec:
-    from responder.calendars_language import CLOSED, OPEN  # calendars build on this module
-
-    return OPEN if want_open else CLOSED
-
-
-def _calendars_spec() -> Spec:
-    from responder.calendars_language import CALENDARS
-
-    return CALENDARS
-
-
-def _compliance_spec() -> Spec:
-    from responder.compliance_language import COMPLIANCE
-
-    return COMPLIANCE
-
-
-FILE: Final = Obj(
-    {
-        "rules": Field(ListOf(RULE, "The rules of this file.", single=False, partial=True)),
-        "dialogues": Field(_dialogues_spec),
-        "compliance": Field(_compliance_spec),
-        "calendars": Field(_calendars_spec),
-    },
-    "A responder rules file.",
-    title="responder rules file",
 )

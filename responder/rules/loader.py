@@ -10,15 +10,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from responder.calendars import Calendar
-from responder.compliance import Compliance
 from responder.dialogues.model import Dialogue
 from responder.errors import Problem, RulesError
-from responder.rules.language import FILE
+from responder.matching.calendars import Calendar
+from responder.matching.compliance import Compliance
+from responder.rules.file import FILE
 from responder.rules.model import Rule, RuleSet
 from responder.rules.spec import INVALID, Ctx
 from responder.rules.yamlnodes import load
-from responder.templates import Templates
+from responder.templating.templates import Templates
 
 SUFFIXES = (".yaml", ".yml")
 # Transcript tests (``responder test``) live beside the rules they test, and are not rules.

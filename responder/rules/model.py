@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-from responder.compliance import Compliance
-from responder.conditions import AllOf
+from responder.actions.model import Hangup, Http, Reply, Sms
+from responder.dialogues.model import Dialogue
 from responder.events import Event
-from responder.rules.index import KindIndex, index_kind
-from responder.templates import Template
-
-if TYPE_CHECKING:
-    from responder.calendars import Calendar
-    from responder.dialogues.model import Dialogue
+from responder.matching.calendars import Calendar
+from responder.matching.compliance import Compliance
+from responder.matching.conditions import AllOf
+from responder.matching.index import KindIndex, index_kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,41 +20,6 @@ class Limit:
 
     count: int
     every: float
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """Answer the webhook: a text (TextIt Messages format / Hoiio SMS) or flow variables."""
-
-    text: Template | None = None
-    json: Any = None  # a JSON tree whose strings are Templates
-
-
-@dataclass(frozen=True, slots=True)
-class Sms:
-    """Send an SMS to any number through a provider's API."""
-
-    text: Template
-    to: Template | None = None  # default: the event's contact
-    via: str | None = None  # default: the event's provider
-
-
-@dataclass(frozen=True, slots=True)
-class Hangup:
-    """End a Hoiio IVR call (``ivr/end/hangup``), optionally saying something first."""
-
-    say: Template | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Http:
-    """Call an HTTP webhook of your own."""
-
-    url: Template
-    method: str = "POST"
-    json: Any = None
-    headers: Mapping[str, Template] = field(default_factory=dict)
-    timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +52,7 @@ class RuleSet:
     starts: Mapping[str, tuple[Dialogue, ...]] = field(default_factory=dict)
     compliance: Compliance = field(default_factory=Compliance)
     calendars: Mapping[str, Calendar] = field(default_factory=dict)
-    index: Mapping[str, KindIndex] = field(default_factory=dict)
+    index: Mapping[str, KindIndex[Rule]] = field(default_factory=dict)
 
     @classmethod
     def build(

@@ -9,11 +9,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from responder.calendars import calendar_names
-from responder.errors import Problem
-from responder.rules.regex import UnsafeRegex, check_regex
+from responder.errors import Problem, TemplateError
+from responder.matching.calendars import calendar_names
+from responder.matching.regex import UnsafeRegex, check_regex
 from responder.rules.yamlnodes import LMap, LSeq
-from responder.templates import TemplateError, Templates
+from responder.templating.templates import Templates
+
+# The schemas of recursive specs (``when`` inside ``not``), by name, collected while one
+# top-level ``schema()`` call runs and emitted once under ``$defs``.
+Defs = dict[str, dict[str, Any]]
 
 
 class _Invalid:
@@ -68,7 +72,7 @@ class Spec:
     def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
         raise NotImplementedError
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         raise NotImplementedError
 
     def _doc(self, schema: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +105,7 @@ class Str(Spec):
             return ctx.error(line, path, f"{text!r} is not {self.pattern_hint or 'valid'}")
         return text
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "string"}
         if self.max_len is not None:
             out["maxLength"] = self.max_len
@@ -126,7 +130,7 @@ class Int(Spec):
             return ctx.error(line, path, f"must be at most {self.max}")
         return value
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "integer"}
         if self.min is not None:
             out["minimum"] = self.min
@@ -144,7 +148,7 @@ class Number(Spec):
             return ctx.error(line, path, f"expected a number, got {_type_name(value)}")
         return float(value)
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return self._doc({"type": "number"})
 
 
@@ -157,7 +161,7 @@ class Bool(Spec):
             return ctx.error(line, path, f"expected true or false, got {_type_name(value)}")
         return value
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return self._doc({"type": "boolean"})
 
 
@@ -172,7 +176,7 @@ class Enum(Spec):
             return ctx.error(line, path, f"{value!r} is not one of {', '.join(self.values)}{hint}")
         return value
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return self._doc({"enum": list(self.values)})
 
 
@@ -201,7 +205,7 @@ class Duration(Spec):
             return ctx.error(line, path, f"duration must be between 1s and {self.max_seconds}s")
         return seconds
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return self._doc(
             {
                 "anyOf": [
@@ -256,14 +260,14 @@ class ListOf(Spec):
             return tuple(item for item in out if item is not INVALID)
         return INVALID if bad else tuple(out)
 
-    def schema(self) -> dict[str, Any]:
-        arr: dict[str, Any] = {"type": "array", "items": self.item.schema()}
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
+        arr: dict[str, Any] = {"type": "array", "items": self.item.schema(defs)}
         if self.min_items:
             arr["minItems"] = self.min_items
         if self.max_items is not None:
             arr["maxItems"] = self.max_items
         if self.single:
-            return self._doc({"anyOf": [self.item.schema(), arr]})
+            return self._doc({"anyOf": [self.item.schema(defs), arr]})
         return self._doc(arr)
 
 
@@ -286,8 +290,8 @@ class MapOf(Spec):
             out[key] = parsed
         return INVALID if bad else out
 
-    def schema(self) -> dict[str, Any]:
-        return self._doc({"type": "object", "additionalProperties": self.value.schema()})
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
+        return self._doc({"type": "object", "additionalProperties": self.value.schema(defs)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,30 +370,25 @@ class Obj(Spec):
         ctx.key_lines = {key: key_lines.get(key, line) for key in value}
         return self.build(out, line, ctx, path)
 
-    def schema(self) -> dict[str, Any]:
-        top = not _SCHEMA_DEFS
-        if top:
-            _SCHEMA_DEFS.append({})
-        defs = _SCHEMA_DEFS[0]
-        try:
-            if self.ref is not None:
-                if self.ref not in defs:
-                    defs[self.ref] = {}  # placeholder: recursive uses refer to it
-                    defs[self.ref] = self._schema()
-                out: dict[str, Any] = {"$ref": f"#/$defs/{self.ref}"}
-            else:
-                out = self._schema()
-            if top and defs:
-                out = {**out, "$defs": dict(defs)}
-            return out
-        finally:
-            if top:
-                _SCHEMA_DEFS.clear()
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
+        top = defs is None
+        if defs is None:
+            defs = {}
+        if self.ref is not None:
+            if self.ref not in defs:
+                defs[self.ref] = {}  # placeholder: recursive uses refer to it
+                defs[self.ref] = self._schema(defs)
+            out: dict[str, Any] = {"$ref": f"#/$defs/{self.ref}"}
+        else:
+            out = self._schema(defs)
+        if top and defs:
+            out = {**out, "$defs": dict(defs)}
+        return out
 
-    def _schema(self) -> dict[str, Any]:
+    def _schema(self, defs: Defs) -> dict[str, Any]:
         out: dict[str, Any] = {
             "type": "object",
-            "properties": {name: f.resolve().schema() for name, f in self.fields.items()},
+            "properties": {name: f.resolve().schema(defs) for name, f in self.fields.items()},
             "additionalProperties": False,
         }
         required = [name for name, f in self.fields.items() if f.required]
@@ -400,11 +399,6 @@ class Obj(Spec):
         if self.title:
             out["title"] = self.title
         return self._doc(out)
-
-
-# Definitions collected while one top-level schema() call runs (schema generation is a
-# one-shot, single-threaded affair: `responder schema`).
-_SCHEMA_DEFS: list[dict[str, dict[str, Any]]] = []
 
 
 class AnyOf(Spec):
@@ -425,8 +419,8 @@ class AnyOf(Spec):
                 return spec.parse(value, line, ctx, path)
         return ctx.error(line, path, f"unexpected {_type_name(value)}")
 
-    def schema(self) -> dict[str, Any]:
-        return self._doc({"anyOf": [spec.schema() for _, spec in self.alternatives]})
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
+        return self._doc({"anyOf": [spec.schema(defs) for _, spec in self.alternatives]})
 
 
 class TemplateSpec(Spec):
@@ -465,7 +459,7 @@ class TemplateSpec(Spec):
             )
         return template
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"type": ["string", "number"]}
         return self._doc(out)
 
@@ -484,7 +478,7 @@ class ExpressionSpec(Spec):
         _note_calendars(ctx, "{{ " + value + " }}", line, path)
         return expression
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return self._doc({"type": "string"})
 
 
@@ -506,7 +500,7 @@ class RegexSpec(Spec):
             return ctx.error(line, path, f"regex {value!r} refused: {exc}")
         return compiled
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return self._doc({"type": "string", "format": "regex"})
 
 
@@ -536,7 +530,7 @@ class JsonTemplate(Spec):
             return value
         return ctx.error(line, path, f"unsupported value {_type_name(value)}")
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return self._doc({})
 
 

@@ -6,7 +6,8 @@ import bisect
 import secrets
 from dataclasses import dataclass
 
-from responder.conversations import ConflictError, Conversation, Timer
+from responder.conversations import Conversation, Timer
+from responder.errors import ConflictError
 from responder.outbound import (
     Commit,
     OutboundCall,

@@ -14,8 +14,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import MovedError, RedisError
 
-from responder.conversations import ConflictError, Conversation, Timer
-from responder.errors import StoreError
+from responder.conversations import Conversation, Timer
+from responder.errors import ConflictError, StoreError
 from responder.outbound import (
     Commit,
     OutboundCall,

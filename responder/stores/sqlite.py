@@ -15,8 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from responder.conversations import ConflictError, Conversation, Timer
-from responder.errors import StoreError
+from responder.conversations import Conversation, Timer
+from responder.errors import ConflictError, StoreError
 from responder.outbound import (
     Commit,
     OutboundCall,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from responder.dialogues.machine import DialogueMachine
 from responder.dialogues.model import Dialogue, edges
 from responder.rules.model import RuleSet
 
@@ -22,25 +21,30 @@ class Coverage:
 
     @classmethod
     def of(cls, ruleset: RuleSet) -> Coverage:
-        """Everything there is to cover in ``ruleset``; starts watching its machines."""
+        """Everything there is to cover in ``ruleset``."""
         coverage = cls(rules={rule.name for rule in ruleset.rules})
         for dialogue in ruleset.dialogues.values():
             name = dialogue.name
             coverage.states.update((name, state) for state in dialogue.states)
-            all_edges = edges(dialogue)
+            all_edges = edges(dialogue.states)
             coverage.transitions.update(
                 (name, s, t, d) for s, t, d in all_edges if _reachable(dialogue, all_edges, s, t)
             )
-            if isinstance(dialogue.machine, DialogueMachine):
-                dialogue.machine.observers.append(coverage._observer(name))
         return coverage
 
-    def _observer(self, dialogue: str) -> _Observer:
-        return _Observer(self, dialogue)
-
-    def saw(self, matched: list[str], visited: set[tuple[str, str]]) -> None:
+    def saw(
+        self,
+        matched: list[str],
+        visited: set[tuple[str, str]],
+        moves: set[Transition] | None = None,
+    ) -> None:
+        """Count what one step covered: the rules it matched, the states its conversation
+        has visited and the moves its dialogue's machine made."""
         self.hit_rules.update(name for name in matched if name in self.rules)
         self.hit_states.update(visited & self.states)
+        for dialogue, source, trigger, destination in moves or ():
+            self.hit_transitions.add((dialogue, source, trigger, destination))
+            self.hit_states.add((dialogue, destination))
 
     def merge(self, other: Coverage) -> None:
         """Add what ``other`` (a run over the same rules) covered."""
@@ -66,16 +70,6 @@ class Coverage:
             for d, s, t, dest in sorted(self.transitions - self.hit_transitions)
         ]
         return out
-
-
-class _Observer:
-    def __init__(self, coverage: Coverage, dialogue: str) -> None:
-        self.coverage = coverage
-        self.dialogue = dialogue
-
-    def __call__(self, source: str, trigger: str, destination: str) -> None:
-        self.coverage.hit_transitions.add((self.dialogue, source, trigger, destination))
-        self.coverage.hit_states.add((self.dialogue, destination))
 
 
 def _reachable(

@@ -1,7 +1,7 @@
 """Plays one transcript test against the real engine and a real store, on a fake clock.
 
 Each step becomes the webhook a provider would send; it is parsed by the provider adapter,
-keyed, decided by the engine and committed to the store exactly as the server does. The
+keyed, and handled by the same pipeline as the server's (``responder.runtime.handling``). The
 outbound calls are captured from what is committed and never sent. Hoiio IVR notifications
 go to the ``notify_url`` of the pending block, signed ``app_state`` and all.
 """
@@ -17,18 +17,22 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
-from responder.appstate import AppState, AppStateError, Signer, looks_like_ours
+from responder.appstate import AppState, Signer, looks_like_ours
 from responder.conversations import Conversation, conversation_key
 from responder.dialogues.runner import Runner
-from responder.engine import Engine, Outcome
+from responder.errors import AppStateError
 from responder.events import Event
-from responder.outbound import Commit, OutboundCall, StoredResponse
+from responder.outbound import OutboundCall
 from responder.providers import PROVIDERS
 from responder.providers.base import WebhookRequest
 from responder.providers.hoiio import HOIIO_TZ
 from responder.rules.model import RuleSet
+from responder.runtime.engine import Engine
+from responder.runtime.handling import Handling
+from responder.runtime.locks import KeyedLocks
+from responder.runtime.outcome import Outcome
+from responder.runtime.timers import LEASE
 from responder.stores.memory import MemoryStore
-from responder.timers import LEASE, NO_RESPONSE
 
 PUBLIC_URL: Final = "https://responder.test"
 DEFAULT_CONTACT: Final = "+6591234567"
@@ -63,6 +67,7 @@ class Observation:
     matched: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     visited: set[tuple[str, str]] = field(default_factory=set)  # (dialogue, state)
+    moves: set[tuple[str, str, str, str]] = field(default_factory=set)  # dialogue, src, trig, dst
 
 
 @dataclass(slots=True)
@@ -92,8 +97,10 @@ class Harness:
         self.clock = FakeClock(setup.start.timestamp())
         self.store = MemoryStore()
         hoiio_channel = setup.channel if setup.provider == "hoiio" else "hoiio"
-        runner = Runner(Signer(secrets.token_bytes(32)), PUBLIC_URL, hoiio_channel)
-        self.engine = Engine(rules, self.store, self.clock, runner)
+        self.signer = Signer(secrets.token_bytes(32))
+        runner = Runner(self.signer, PUBLIC_URL, hoiio_channel)
+        self.engine = Engine(rules, self.store, runner, self.clock)
+        self.handling = Handling(self.engine, KeyedLocks(), clock=self.clock)
         self.timers: dict[str, float] = {}
         self.held: list[OutboundCall] = []
         self.call: _Call | None = None
@@ -251,20 +258,9 @@ class Harness:
     async def _fire(self, seen: Observation) -> bool:
         timers = await self.store.claim_timers(self.clock.now, LEASE, 32)
         for timer in timers:
-            outcome, key = await self.engine.handle_timer(timer)
-            commit = Commit(
-                key,
-                NO_RESPONSE,
-                outcome.calls,
-                outcome.hits,
-                self.clock.now,
-                conversation=outcome.conversation,
-                expected_version=outcome.expected_version,
-                timer=outcome.timer,
-            )
-            _, fresh = await self.store.commit(commit)
-            if fresh:
-                self._record(outcome, seen)
+            handled = await self.handling.timer(timer)
+            if handled.fresh and handled.outcome is not None:
+                self._record(handled.outcome, seen)
         return bool(timers)
 
     def _release(self, seen: Observation) -> None:
@@ -314,25 +310,10 @@ class Harness:
         app_state = self._verified(event)
         key = provider.idempotency_key(event, request)
         seen = Observation()
-        prepared = await self.engine.prepare(event, key, app_state)
-        stored = prepared.reads.response
-        if stored is None:
-            outcome = await self.engine.handle(event, key, app_state, prepared)
-            reply = provider.reply(event, outcome.reply_text, outcome.variables)
-            commit = Commit(
-                key,
-                StoredResponse(reply.status, reply.content_type, reply.body),
-                outcome.calls,
-                outcome.hits,
-                self.clock.now,
-                conversation=outcome.conversation,
-                expected_version=outcome.expected_version,
-                timer=outcome.timer,
-                opt_outs=outcome.opt_outs,
-            )
-            stored, fresh = await self.store.commit(commit)
-            if fresh:
-                self._record(outcome, seen)
+        handled = await self.handling.webhook(provider, event, key, app_state)
+        stored = handled.response
+        if handled.fresh and handled.outcome is not None:
+            self._record(handled.outcome, seen)
         if stored.body and stored.content_type == "application/json":
             seen.body = json.loads(stored.body)
             if isinstance(seen.body, dict) and isinstance(seen.body.get("text"), str):
@@ -346,15 +327,14 @@ class Harness:
         if not event.raw.get("sig") and not looks_like_ours(event.app_state):
             return None
         try:
-            return self.engine.runner.signer.verify(
-                event.session, event.app_state, event.raw.get("sig")
-            )
+            return self.signer.verify(event.session, event.app_state, event.raw.get("sig"))
         except AppStateError as exc:
             raise StepFailed(f"the server would refuse this notification (403): {exc}") from None
 
     def _record(self, outcome: Outcome, seen: Observation) -> None:
         seen.matched.extend(outcome.matched)
         seen.errors.extend(outcome.errors)
+        seen.moves.update(outcome.moves)
         if outcome.conversation is not None:
             self.conversation = outcome.conversation.key
             name = outcome.conversation.dialogue

@@ -14,6 +14,7 @@ from responder.rules.spec import (
     AnyOf,
     Bool,
     Ctx,
+    Defs,
     Duration,
     Enum,
     Field,
@@ -149,7 +150,7 @@ class Plain(Spec):
     def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
         return value
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return self._doc({})
 
 
@@ -160,7 +161,7 @@ class Null(Spec):
     def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
         return None
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return self._doc({"type": "null"})
 
 
@@ -178,7 +179,7 @@ class Pattern(Spec):
         except re.error as exc:
             return ctx.error(line, path, f"bad regex {value!r}: {exc}")
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return self._doc({"type": "string", "format": "regex"})
 
 
@@ -197,7 +198,7 @@ class LocalTime(Spec):
                 continue
         return ctx.error(line, path, f"{value!r} is not a local time like '2026-11-25 09:30'")
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return self._doc(
             {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?$"}
         )
@@ -213,7 +214,7 @@ class Zone(Spec):
         except (ZoneInfoNotFoundError, ValueError):
             return ctx.error(line, path, f"unknown timezone {value!r} (e.g. Asia/Singapore)")
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self, defs: Defs | None = None) -> dict[str, Any]:
         return self._doc({"type": "string", "examples": ["UTC", "Asia/Singapore"]})
 
 

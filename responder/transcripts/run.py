@@ -16,7 +16,7 @@ from responder.rules.loader import load_rules
 from responder.rules.model import RuleSet
 from responder.rules.spec import INVALID, Ctx
 from responder.rules.yamlnodes import load
-from responder.templates import Templates
+from responder.templating.templates import Templates
 from responder.transcripts import harness as h
 from responder.transcripts.coverage import Coverage
 from responder.transcripts.expect import differences
@@ -175,7 +175,7 @@ async def _run_case(ruleset: RuleSet, setup: h.Setup, case: Case, coverage: Cove
             except h.StepFailed as exc:
                 messages: list[str] = [str(exc)]
             else:
-                coverage.saw(seen.matched, seen.visited)
+                coverage.saw(seen.matched, seen.visited, seen.moves)
                 conversation = await harness.conversation_now()
                 messages = differences(step.expect, seen, conversation)
                 if messages and setup.provider == "hoiio" and _expects_reply(step):

@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 
 from responder.clients.delivery import Delivery
-from responder.clients.policy import DeliverySettings, Rate
 from responder.clients.sender import Sender
 from responder.outbound import Commit, OutboundCall, StoredResponse
+from responder.policy import DeliverySettings, Rate
 from responder.settings import Settings
 from responder.stores.base import Slot
 from responder.stores.sqlite import SqliteStore

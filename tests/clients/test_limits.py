@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from responder.clients.limits import Gate, Limits, Postponed
-from responder.clients.policy import RATE_MARGIN, DeliverySettings, Rate
 from responder.outbound import OutboundCall
+from responder.policy import RATE_MARGIN, DeliverySettings, Rate
 from responder.stores.sqlite import SqliteStore
 from responder.testing.fakes import FakeProvider
 from tests.conftest import ClientFactory, wait_for, write_rules

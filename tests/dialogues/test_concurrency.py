@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from responder.server import ENGINE, STORE
+from responder.web.server import ENGINE, STORE
 from tests.conftest import REPO, store_overrides, wait_for
 
 EXAMPLE = REPO / "examples" / "ivr-menu"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import parse_qs, urlsplit
 
-from responder.server import STORE
+from responder.web.server import STORE
 from tests.conftest import REPO, wait_for
 
 EXAMPLE = REPO / "examples" / "callback"

@@ -117,7 +117,7 @@ async def test_press_2_records_a_voicemail(call: Call, make_client) -> None:
         == 200
     )
     assert (await call.next_block())["endpoint"] == "ivr/end/hangup"
-    from responder.server import STORE
+    from responder.web.server import STORE
 
     store = call.client.server.app[STORE]
     conversation = await store.get_conversation("hoiio:ivr:S-100")
@@ -171,7 +171,7 @@ async def test_app_state_replayed_into_another_session_is_refused(call: Call) ->
 async def test_caller_hangs_up_mid_menu(call: Call) -> None:
     menu = await call.answer()
     assert await call.notify(menu, call_state="ended", duration="1") == 200
-    from responder.server import STORE
+    from responder.web.server import STORE
 
     store = call.client.server.app[STORE]
     conversation = await store.get_conversation("hoiio:ivr:S-100")

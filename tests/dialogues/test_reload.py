@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from responder.conversations import Timer
-from responder.server import ENGINE, STORE, reload_rules
+from responder.web.server import ENGINE, STORE, reload_rules
 from tests.conftest import REPO, wait_for
 
 PUBLIC = "https://ivr.example.org"

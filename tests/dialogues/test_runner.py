@@ -12,10 +12,11 @@ import pytest
 from responder.appstate import AppState, Signer
 from responder.conversations import Conversation, Timer
 from responder.dialogues.runner import MAX_CHAIN, Runner
-from responder.engine import Engine, Outcome
 from responder.events import Event
 from responder.outbound import Commit, StoredResponse
 from responder.rules.loader import load_rules
+from responder.runtime.engine import Engine
+from responder.runtime.outcome import Outcome
 from responder.stores.memory import MemoryStore
 
 T0 = 1_700_000_000.0
@@ -41,7 +42,7 @@ class Harness:
         self.rules = load_rules([path])
         self.store = MemoryStore()
         self.clock = Clock()
-        self.engine = Engine(self.rules, self.store, self.clock, Runner(Signer(b"k" * 32), PUBLIC))
+        self.engine = Engine(self.rules, self.store, Runner(Signer(b"k" * 32), PUBLIC), self.clock)
         self.count = 0
         self.writes = 0
 

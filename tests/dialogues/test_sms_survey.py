@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from responder.server import STORE, TIMERS
 from responder.testing.fakes import FakeProvider
+from responder.web.server import STORE, TIMERS
 from tests.conftest import REPO, wait_for, write_rules
 
 EXAMPLE = REPO / "examples" / "sms-survey"

@@ -19,8 +19,8 @@ from typing import Any
 from aiohttp.test_utils import TestServer
 
 from responder.rules.loader import load_rules
-from responder.server import STORE, create_app
 from responder.settings import Settings
+from responder.web.server import STORE, create_app
 from tests.conftest import REPO
 
 # 2026-11-25 (a Wednesday) 02:00 UTC: 10:00 in Singapore, inside the example business hours.

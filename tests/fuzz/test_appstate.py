@@ -9,7 +9,8 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from responder.appstate import AppState, AppStateError, Signer, looks_like_ours
+from responder.appstate import AppState, Signer, looks_like_ours
+from responder.errors import AppStateError
 from tests.fuzz import strategies as s
 from tests.fuzz.harness import RULE_SETS, STATE_KEY, Server, raw_request
 from tests.fuzz.http import Request

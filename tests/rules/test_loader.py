@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from responder.conditions import AllOf
+from responder.actions.model import Hangup, Http, Reply, Sms
 from responder.errors import Problem, RulesError
 from responder.events import KINDS
+from responder.matching.conditions import AllOf
 from responder.rules import loader
 from responder.rules.loader import MAX_FILE_BYTES, load_rules, rule_files
-from responder.rules.model import Hangup, Http, Limit, Reply, Rule, RuleSet, Sms
-from responder.templates import Template
+from responder.rules.model import Limit, Rule, RuleSet
+from responder.templating.templates import Template
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "rules"
 VALID = DATA / "valid"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from responder.errors import RulesError
-from responder.rules.language import HOIIO_MSG_MAX, SMS_TEXT_MAX, TEXTIT_REPLY_MAX
 from responder.rules.loader import load_rules
+from responder.rules.terms import HOIIO_MSG_MAX, SMS_TEXT_MAX, TEXTIT_REPLY_MAX
 
 
 def _rule(action: str, on: str = "sms.received") -> str:

@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from responder.auth import body_signature
 from responder.testing.fakes import FakeProvider
+from responder.web.auth import body_signature
 from tests.conftest import REPO, wait_for, write_rules
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from responder.server import STORE
+from responder.web.server import STORE
 from tests.conftest import REPO, write_rules
 
 SGT = ZoneInfo("Asia/Singapore")

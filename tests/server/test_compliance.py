@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from responder.conversations import conversation_key
-from responder.server import STORE, TIMERS
 from responder.testing.fakes import FakeProvider
+from responder.web.server import STORE, TIMERS
 from tests.conftest import wait_for, write_rules
 
 SGT = ZoneInfo("Asia/Singapore")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import aiohttp
 
-from responder.startup import where
 from responder.testing.process import free_port
+from responder.web.startup import where
 from tests.conftest import REPO
 
 DEPLOY = REPO / "examples" / "deploy"

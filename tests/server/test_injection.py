@@ -165,7 +165,7 @@ async def test_a_template_over_a_limit_answers_safely_and_sends_nothing(
     resp = await client.post("/webhooks/textit", data=mo_sms(1, "hello"), headers=FORM)
     assert resp.status == 200
     assert await resp.read() == b""  # no half reply: the rule's actions all go, or none
-    from responder.server import STORE
+    from responder.web.server import STORE
 
     assert await client.server.app[STORE].outbox() == []
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]

@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from responder.outbound import Commit, StoredResponse
 from responder.rules.loader import load_rules
-from responder.server import create_app
 from responder.settings import Settings
+from responder.web.server import create_app
 from tests.conftest import write_rules
 from tests.stores.counting import CountingSqliteStore
 

@@ -41,7 +41,7 @@ async def test_textit_retry_three_times_is_byte_identical_and_replies_once(
     assert bodies[0] == bodies[1] == bodies[2]
     assert b"Sorry +250788123123" in bodies[0]
     app = client.server.app
-    from responder.server import STORE
+    from responder.web.server import STORE
 
     items = await app[STORE].outbox()
     assert len(items) == 1  # the team SMS was queued once, not three times

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from responder.conversations import ConflictError, Conversation, Timer, TimerWrite
-from responder.errors import StoreError
+from responder.conversations import Conversation, Timer, TimerWrite
+from responder.errors import ConflictError, StoreError
 from responder.outbound import Commit, HitLimit, OutboundCall, OutboxItem, StoredResponse
 from responder.stores import open_store
 from responder.stores.base import Depth, Snapshot, Store, Wanted

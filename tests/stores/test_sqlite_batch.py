@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from responder.conversations import ConflictError, Conversation
+from responder.conversations import Conversation
+from responder.errors import ConflictError
 from responder.outbound import Commit, OutboundCall, StoredResponse
 from responder.stores.sqlite import SqliteStore
 

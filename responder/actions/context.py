@@ -1,0 +1,51 @@
+"""The names templates and expressions see when an event is handled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from responder.events import Event
+from responder.matching.calendars import Calendar, views
+
+
+def template_context(
+    event: Event, now: datetime, calendars: Mapping[str, Calendar] | None = None
+) -> dict[str, Any]:
+    """The names templates and expressions see (documented in the README)."""
+    flow = event.flow
+    return {
+        "contact": event.contact or "",
+        "contact_name": event.contact_name or "",
+        "contact_uuid": event.contact_uuid or "",
+        "urn": event.urn or "",
+        "text": event.text or "",
+        "digits": event.digits or "",
+        "session": event.session or "",
+        "status": event.status or "",
+        "channel": event.channel,
+        "channel_number": event.channel_number or "",
+        "provider": event.provider,
+        "kind": event.kind,
+        "attachments": list(event.attachments),
+        "values": {
+            key: {"label": v.label, "category": v.category, "value": v.value, "text": v.text}
+            for key, v in event.values.items()
+        },
+        "flow": {
+            "id": flow.id,
+            "uuid": flow.uuid,
+            "name": flow.name,
+            "step": flow.step,
+            "run": flow.run,
+        }
+        if flow
+        else {},
+        "event": dict(event.raw),
+        "captures": {},
+        "now": now,
+        "rule": "",
+        "vars": {},
+        "calendars": views(calendars or {}, now),
+    }
