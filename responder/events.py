@@ -8,7 +8,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Final
 
-# The rule author's vocabulary. Documented in the README ("Event kinds").
+# The rule author's vocabulary. Documented in docs/rules.md ("Event kinds").
 KINDS: Final[frozenset[str]] = frozenset(
     {
         "sms.received",

@@ -58,7 +58,7 @@ def parse_rate(key: str, text: str) -> Rate | None:
 
 @dataclass(frozen=True, slots=True)
 class DeliverySettings:
-    """How the outbox worker sends: every number here is documented in the README."""
+    """How the outbox worker sends: every number here is documented in docs/delivery.md."""
 
     max_attempts: int = 12  # tries before an item is dead
     max_age: float = 86400.0  # seconds after its commit an item may still be sent

@@ -1,4 +1,4 @@
-"""Every benchmark starts with its documented command (their figures are in the README)."""
+"""Every benchmark starts with its documented command (figures in benchmarks/README.md)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from responder.matching.calendars import Calendar, views
 def template_context(
     event: Event, now: datetime, calendars: Mapping[str, Calendar] | None = None
 ) -> dict[str, Any]:
-    """The names templates and expressions see (documented in the README)."""
+    """The names templates and expressions see (documented in docs/rules.md)."""
     flow = event.flow
     return {
         "contact": event.contact or "",

@@ -4,7 +4,7 @@
 subclass also bounds what a rule author's template can cost: every operator, method and
 filter that can make a value much larger than its inputs is checked *before* it runs, every
 loop iteration and call counts against a budget, and rendering stops at the output cap.
-Each limit is a number here and in the README's Security section.
+Each limit is a number here and in docs/security.md.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ class Metrics:
 
     def __init__(self) -> None:
         # prometheus_client adds a `<name>_created` gauge beside every counter and histogram
-        # by default: twice the series, none of them in the README's table. The switch is
+        # by default: twice the series, none of them in docs/operating.md's table. The switch is
         # the library's own and process-wide; responder wants it off wherever it runs.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         r = self.registry = CollectorRegistry()

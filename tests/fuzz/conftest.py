@@ -1,7 +1,7 @@
 """Hypothesis profiles for the fuzz tests, and a count of the cases each property ran.
 
 ``ci`` (the default) runs a small, derandomized sample so every CI run is the same and
-quick; ``HYPOTHESIS_PROFILE=fuzz`` runs the full fuzz (see README, Security: Fuzzing).
+quick; ``HYPOTHESIS_PROFILE=fuzz`` runs the full fuzz (see docs/security.md, Fuzzing).
 No profile writes an example database into the repository.
 """
 

@@ -315,9 +315,9 @@ def test_the_schema_includes_calendars_and_the_conditions() -> None:
     assert {"open", "closed"} <= set(WHEN.fields)
 
 
-def test_the_readme_calendar_example_loads(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("### Calendars\n", 1)[1]
+def test_the_docs_calendar_example_loads(tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text()
+    section = page.split("## Calendars\n", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     rules = load(tmp_path, example)
     assert rules.calendars

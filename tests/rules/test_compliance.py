@@ -202,9 +202,9 @@ def test_schema_documents_the_block() -> None:
     }
 
 
-def test_the_readme_example_loads(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## Compliance\n", 1)[1]
+def test_the_docs_example_loads(tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "compliance.md").read_text()
+    section = page.split("# Compliance\n", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     compliance = load(tmp_path, RULE + example)
     assert compliance.help_reply is not None

@@ -14,6 +14,7 @@ import pytest
 
 from responder.rules.loader import load_rules
 from responder.runtime.handling import Handled, Handling
+from responder.runtime.outcome import Outcome
 from responder.tools.replay import World
 from responder.transcripts.harness import Harness, Setup
 from responder.web.recording import Record
@@ -135,19 +136,24 @@ async def test_server_replay_and_harness_decide_and_commit_alike(
         assert a.commit == b.commit == c.commit, MESSAGES[index]
         assert a.response == b.response == c.response, MESSAGES[index]
     outcomes = [handled.outcome for handled in server]
-    assert all(outcome is not None for outcome in outcomes)
-    first, limited, started, stepped, stop, opted_hi, opted_survey = outcomes
-    assert first is not None and first.matched == ("welcome",) and first.limits
-    # The limit holds on every path: the second "hi" falls through to the fallback.
-    assert limited is not None and limited.limited == ("welcome",)
+    first, limited, started, stepped, stop, opted_hi, opted_survey = (
+        outcome or Outcome() for outcome in outcomes
+    )
+    assert None not in outcomes
+    assert first.matched == ("welcome",)
+    # The hit is committed with the limit it was counted against, on every path.
+    assert server[0].commit is not None
+    assert server[0].commit.limits == first.limits != ()
+    # The limit holds: the second "hi" falls through to the fallback.
+    assert limited.limited == ("welcome",)
     assert limited.matched == ("fallback",)
-    assert started is not None and started.transition == ("survey", "(start)", "ask")
-    assert stepped is not None and stepped.moves == (("survey", "ask", "ask:0", "thanks"),)
-    assert stepped.conversation is not None and stepped.conversation.status == "ended"
-    assert stop is not None and stop.opt_outs == ((BOB, True),)
+    assert started.transition == ("survey", "(start)", "ask")
+    assert stepped.moves == (("survey", "ask", "ask:0", "thanks"),)
+    assert stepped.conversation is not None
+    assert stepped.conversation.status == "ended"
+    assert stop.opt_outs == ((BOB, True),)
     # Opted out: the rules match, but Bob gets no reply and no dialogue.
-    assert opted_hi is not None and opted_hi.reply_text is None and not opted_hi.calls
-    assert opted_survey is not None and opted_survey.conversation is None
+    assert opted_hi.reply_text is None
+    assert not opted_hi.calls
+    assert opted_survey.conversation is None
     assert [h.response.body for h in server[5:]] == [b"", b""]
-    # The limit's hit is committed with the limit it was counted against, on every path.
-    assert first.limits == server[0].commit.limits if server[0].commit else False

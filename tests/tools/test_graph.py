@@ -54,9 +54,9 @@ def test_ivr_menu_diagram(capsys) -> None:
     assert capsys.readouterr().out == IVR_MENU
 
 
-def test_the_readme_shows_the_current_ivr_menu_diagram() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert IVR_MENU in readme
+def test_the_docs_show_the_current_ivr_menu_diagram() -> None:
+    page = (REPO / "docs" / "diagrams.md").read_text(encoding="utf-8")
+    assert IVR_MENU in page
 
 
 def test_every_edge_of_the_model_is_drawn() -> None:

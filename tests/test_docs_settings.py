@@ -1,4 +1,4 @@
-"""The README's settings tables and the code agree: every variable read is documented, every
+"""The docs' settings tables and the code agree: every variable read is documented, every
 documented one is read, and each documented default is the one the code uses."""
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from responder.policy import DeliverySettings, Rate
 from responder.settings import Settings
 from tests.conftest import REPO
 
-README = (REPO / "README.md").read_text()
+# The settings page, and the delivery page with its table of retry, limit and shutdown settings.
+PAGES = [REPO / "docs" / "settings.md", REPO / "docs" / "delivery.md"]
+DOCS = "\n".join(page.read_text() for page in PAGES)
 # Variables read from the environment by the server (tests' own helpers are not settings).
-SOURCES = [REPO / "responder" / "settings.py", REPO / "responder" / "clients" / "policy.py"]
+SOURCES = [REPO / "responder" / "settings.py", REPO / "responder" / "policy.py"]
 NAME = re.compile(r"\b((?:RESPONDER|HOIIO|TEXTIT)_[A-Z_]+[A-Z])\b")
 
 
@@ -26,9 +28,9 @@ def read_in_code() -> set[str]:
 
 
 def documented() -> dict[str, str]:
-    """Environment variable -> its documented default, from every README table row."""
+    """Environment variable -> its documented default, from every table row of the pages."""
     rows: dict[str, str] = {}
-    for line in README.splitlines():
+    for line in DOCS.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) < 3 or not cells[0].startswith("`"):
             continue
@@ -44,7 +46,7 @@ def documented() -> dict[str, str]:
 
 
 def shown(value: object) -> str:
-    """A default as the README writes it."""
+    """A default as the docs write it."""
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -62,8 +64,8 @@ def shown(value: object) -> str:
 
 def test_every_variable_read_is_documented_and_every_documented_one_is_read() -> None:
     code, docs = read_in_code(), set(documented())
-    assert code - docs == set(), "read but not in the README"
-    assert docs - code == set(), "in the README but never read"
+    assert code - docs == set(), "read but not in the docs"
+    assert docs - code == set(), "in the docs but never read"
 
 
 S, D = Settings(), DeliverySettings()
@@ -113,6 +115,6 @@ def test_documented_default_is_the_default(name: str) -> None:
         assert documented_default == expected
 
 
-def test_the_readme_is_where_the_tests_look() -> None:
-    assert Path(REPO / "README.md").is_file()
+def test_the_pages_are_where_the_tests_look() -> None:
+    assert all(Path(page).is_file() for page in PAGES)
     assert len(documented()) >= 30
