@@ -26,9 +26,8 @@ def test_moves_of_the_machine_are_counted() -> None:
     ruleset = load_rules([REPO / "examples" / "ivr-menu"])
     coverage = Coverage.of(ruleset)
     machine = ruleset.dialogues["main-menu"].machine
-    assert machine is not None
-    machine.fire("menu", "menu:1")
-    coverage.saw(["dialogue:main-menu"], {("main-menu", "menu")})
+    move = ("main-menu", "menu", "menu:1", machine.fire("menu", "menu:1"))
+    coverage.saw(["dialogue:main-menu"], {("main-menu", "menu")}, {move})
     assert coverage.counts() == {"rules": (0, 0), "states": (2, 5), "transitions": (1, 6)}
     assert coverage.missing()[:3] == [
         "state main-menu.goodbye",
