@@ -182,6 +182,7 @@ async def _webhook(
                 redact_body(body, content_type),
                 content_type,
                 TRACE_ID.get(),
+                request.method,
             )
         )
     event = provider.parse(channel, wreq)
