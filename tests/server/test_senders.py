@@ -184,7 +184,7 @@ async def test_anonymous_contacts_stay_apart_through_stop(
     assert await say(ann, "hello") is None  # Ann hears nothing more
 
 
-async def test_masked_phone_never_reaches_a_reply_or_an_sms(
+async def test_masked_phone_never_reaches_a_reply(
     make_client, fake_textit: FakeProvider, tmp_path: Path
 ) -> None:
     rules = write_rules(
