@@ -248,7 +248,7 @@ class TextItProvider:
             urn=urn,
             contact_uuid=first(v, "contact"),
             contact_name=first(v, "contact_name"),
-            provider_event=event_name or ("flow" if is_flow else None),
+            provider_event="flow" if flow_call else event_name or ("flow" if is_flow else None),
             attachments=tuple(params.every("attachments")),
             app_state=first(v, "app_state"),
             raw=freeze(_canonical(v, event_name)),

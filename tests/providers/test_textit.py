@@ -11,7 +11,7 @@ import pytest
 
 from responder.errors import BadRequest
 from responder.events import KINDS, Event, Flow, FlowValue
-from responder.providers.base import MAX_PARAMS, HttpReply
+from responder.providers.base import MAX_PARAMS, HttpReply, WebhookRequest
 from responder.providers.textit import MAX_REPLY_TEXT, TextItProvider
 
 from ._support import (
@@ -19,6 +19,7 @@ from ._support import (
     JSON,
     expected,
     form,
+    pairs,
     payload,
     payload_names,
     project,
@@ -1031,3 +1032,40 @@ def test_flow_step_reply_text_joins_the_variables() -> None:
     assert both == {"status": "Shipped", "text": "Hi"}
     own = reply_json(reply(load("flow_legacy.txt"), "Hi", {"text": "mine"}))
     assert own == {"text": "mine"}
+
+
+# --------------------------------------------------------------------------- GET flow webhooks
+
+
+def get(query: str) -> Event:
+    request = WebhookRequest(query=tuple(pairs(query.encode())), body=b"", method="GET")
+    return TextItProvider().parse("textit", request)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "foo=bar",
+        "event=mo_sms&sms=1&phone=%2B250788123123&text=hi",
+        "event=mo_miss&call=2&phone=%2B250788123123",
+    ],
+    ids=repr,
+)
+def test_a_get_is_always_a_flow_call(query: str) -> None:
+    # Only a flow's Call Webhook node sends GET, with names its author chose.
+    event = get(query)
+    assert (event.kind, event.provider_event) == ("flow.step", "flow")
+    assert event.flow is not None
+
+
+def test_the_same_parameters_posted_without_flow_fields_are_no_flow() -> None:
+    query = "contact=5d76d86b-3bb9-4d5a-b822-c9d86f5d8e4f&text=red"
+    assert get(query).kind == "flow.step"
+    assert parse(b"", tuple(pairs(query.encode()))).kind == "unknown"
+
+
+def test_get_flow_parameters_are_read_like_the_legacy_form() -> None:
+    event = get(payload("textit", "flow_get.query").decode())
+    posted = parse(payload("textit", "flow_get.query") + b"&step=None&values=%5B%5D")
+    assert project(event) == project(posted)
