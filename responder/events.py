@@ -58,6 +58,10 @@ class Flow:
     name: str | None = None
     step: str | None = None
     run: str | None = None
+    # When the run reached this step: the last path step's ``arrived_on`` (JSON webhooks),
+    # the call's ``time`` (form and GET webhooks). With ``run`` it tells a retry of one call
+    # from the next visit to the same node.
+    arrived_on: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ async def test_missed_call_textit(make_client) -> None:
     assert await resp.json() == {
         "phone": ["+250788123123"],
         "text": "Sorry we missed your call, Joe Blow. We'll call you back within the hour.",
+        "channel": 5,
     }
     # The same caller again (a new call id) within 6 hours: nothing.
     resp = await client.post("/webhooks/textit", data={**form, "call": "2"})

@@ -35,6 +35,7 @@ class WebhookRequest:
     body: bytes
     content_type: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
+    method: str = "POST"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +68,16 @@ class Provider(Protocol):
     """A webhook dialect: parse requests, key them for idempotency, render replies."""
 
     name: str
+    # The HTTP methods this provider's senders use; any other is answered 405.
+    methods: frozenset[str]
 
     def parse(self, channel: str, request: WebhookRequest) -> Event:
         """Turn a request into one Event; raise BadRequest only when nothing is readable."""
         ...
 
     def idempotency_key(self, event: Event, request: WebhookRequest) -> str:
-        """A key that is equal for a retried delivery of the same notification."""
+        """A key that is equal for a retried delivery of the same notification, and that no
+        other notification has."""
         ...
 
     def reply(

@@ -61,6 +61,20 @@ def parse_date(value: str | None) -> datetime | None:
         return None
 
 
+def gathered(digits: str | None) -> str | None:
+    """The keys a caller pressed, without the ``#`` that ended the input.
+
+    A gather ends on ``#`` whatever ``max_digits`` says (openapi.hoiio.com ivr-api/gather:
+    "max_digits ... default 0 = until # or timeout; # always ends input" [DOC]). Whether
+    ``digits`` carries that ``#`` is not documented [UNCONFIRMED], so one at the end is
+    taken off: ``1#`` matches a rule for ``1``, and ``#`` alone is an empty answer, as a
+    timeout with nothing pressed. ``raw`` keeps what was sent.
+    """
+    if digits is not None and digits.endswith("#"):
+        return digits[:-1]
+    return digits
+
+
 def classify(v: Mapping[str, str]) -> tuple[str, str | None]:
     """The event kind of a notification, and the name of the block or status that says so."""
     block = first(v, "ivr_block")
@@ -102,6 +116,9 @@ class HoiioProvider:
     """Parse Hoiio notifications; Hoiio ignores response bodies, so replies are empty."""
 
     name = "hoiio"
+    # Hoiio POSTs every notification (openapi.hoiio.com handling-notifications [DOC]); GET
+    # is only how an app may call Hoiio's own API.
+    methods = frozenset({"POST"})
 
     def parse(self, channel: str, request: WebhookRequest) -> Event:
         params = parse_params(request)
@@ -136,7 +153,7 @@ class HoiioProvider:
             contact=contact,
             channel_number=first(v, "to") if kind != "ivr.dial" else first(v, "from"),
             text=v.get("msg"),
-            digits=v.get("digits") if "digits" in v else None,
+            digits=gathered(v.get("digits")),
             session=first(v, "session"),
             status=status,
             app_state=first(v, "app_state"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -48,6 +51,12 @@ _SMS_EVENTS: Final = frozenset({"mo_sms", "mt_sent", "mt_dlvd", "mt_fail"})
 
 # TextIt validates the reply body and silently drops a text over 480 characters.
 MAX_REPLY_TEXT: Final = 480
+# An anonymous workspace sends ``phone=********`` for every contact (RapidPro
+# ContactURN.ANON_MASK). No phone number or URN path holds a '*', so one that does is masked.
+MASK_CHAR: Final = "*"
+# A channel's database id, as ``relayer`` (and ``channel``) carry it; ``-1`` or empty when
+# the event has no channel.
+_CHANNEL_ID: Final = re.compile(r"[1-9][0-9]{0,17}")
 _TIME_FORMATS: Final = ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S")
 
 
@@ -77,6 +86,18 @@ def urn_path(urn: str | None) -> str | None:
         return None
     _, sep, path = urn.partition(":")
     return path if sep else urn
+
+
+def identity(value: str | None) -> str | None:
+    """``value`` if it can name a contact: not empty and not masked by an anonymous workspace."""
+    if not value or MASK_CHAR in value:
+        return None
+    return value
+
+
+def usable_urn(urn: str | None) -> str | None:
+    """``urn`` if its path names a contact (``tel:********`` or ``tel:`` does not)."""
+    return urn if identity(urn_path(urn)) else None
 
 
 def _category(raw: Any, language: str | None) -> str:
@@ -160,23 +181,38 @@ class TextItProvider:
     """Parse TextIt webhooks and render TextIt reply bodies."""
 
     name = "textit"
+    # Flow webhooks may be sent with GET: RapidPro's editor makes new Call Webhook nodes GET,
+    # with the parameters the author wrote into the URL and no body. Everything else is POST.
+    methods = frozenset({"POST", "GET"})
 
     def parse(self, channel: str, request: WebhookRequest) -> Event:
         params = parse_params(request)
         doc = params.document
         if doc is not None and isinstance(doc.get("flow"), dict):
             return self._modern_flow(channel, params, doc)
-        return self._legacy(channel, params)
+        return self._legacy(channel, params, flow_call=request.method == "GET")
 
-    def _legacy(self, channel: str, params: Params) -> Event:
+    def _legacy(self, channel: str, params: Params, *, flow_call: bool = False) -> Event:
+        """A form event, or a flow webhook whose parameters are in the query (``flow_call``:
+        only a flow's Call Webhook node sends GET, with whatever names its author chose)."""
         v = params.values
         event_name = first(v, "event")
-        is_flow = event_name == "flow" or (
-            event_name is None and ("flow" in v or "run" in v) and ("values" in v or "step" in v)
+        is_flow = (
+            flow_call
+            or event_name == "flow"
+            or (
+                event_name is None
+                and ("flow" in v or "run" in v)
+                and ("values" in v or "step" in v)
+            )
         )
         kind = "flow.step" if is_flow else KIND_BY_EVENT.get(event_name or "", "unknown")
         notes = list(params.notes)
-        urn = first(v, "urn")
+        urn = usable_urn(first(v, "urn"))
+        given_time = first(v, "time", "last_seen")
+        time = parse_time(given_time)
+        if given_time and time is None:
+            notes.append("unreadable time ignored")
         flow = None
         values: dict[str, FlowValue] = {}
         if kind == "flow.step":
@@ -188,20 +224,20 @@ class TextItProvider:
                 name=first(v, "flow_name"),
                 step=None if step == "None" else step,
                 run=first(v, "run"),
+                # The form's ``time`` is when the flow called: the moment it reached the step.
+                arrived_on=time,
             )
             values, note = _legacy_values(v.get("values"), language)
             if note:
                 notes.append(note)
-        given_time = first(v, "time", "last_seen")
-        time = parse_time(given_time)
-        if given_time and time is None:
-            notes.append("unreadable time ignored")
         external = first(v, "sms", "call", "id") if not is_flow else first(v, "run")
         return Event(
             provider=self.name,
             channel=channel,
             kind=kind,
-            contact=first(v, "phone") or urn_path(urn),
+            # A masked or empty phone is nobody: the URN (complete even in an anonymous
+            # workspace) names the contact, else the contact UUID does (compliance keys on it).
+            contact=identity(first(v, "phone")) or urn_path(urn),
             channel_number=first(v, "relayer_phone", "channel_phone"),
             text=v.get("text"),
             status=first(v, "status", "power_status"),
@@ -212,7 +248,7 @@ class TextItProvider:
             urn=urn,
             contact_uuid=first(v, "contact"),
             contact_name=first(v, "contact_name"),
-            provider_event=event_name or ("flow" if is_flow else None),
+            provider_event="flow" if flow_call else event_name or ("flow" if is_flow else None),
             attachments=tuple(params.every("attachments")),
             app_state=first(v, "app_state"),
             raw=freeze(_canonical(v, event_name)),
@@ -226,9 +262,10 @@ class TextItProvider:
         chan = _obj(doc, "channel")
         inp = _obj(doc, "input")
         path = doc.get("path")
-        step = None
+        step = arrived_on = None
         if isinstance(path, list) and path and isinstance(path[-1], dict):
             step = _str(path[-1].get("node_uuid")) or None
+            arrived_on = parse_time(_str(path[-1].get("arrived_on")) or None)
         urn_raw = contact.get("urn")
         if isinstance(urn_raw, dict):  # goflow renders some URNs as objects
             urn_raw = f"{urn_raw.get('scheme', 'tel')}:{urn_raw.get('path', '')}"
@@ -236,7 +273,7 @@ class TextItProvider:
         in_urn = inp.get("urn")
         if isinstance(in_urn, dict):
             in_urn = f"{in_urn.get('scheme', 'tel')}:{in_urn.get('path', '')}"
-        urn = urn or (_str(in_urn) or None)
+        urn = usable_urn(urn) or usable_urn(_str(in_urn) or None)
         attachments = []
         listed = inp.get("attachments")
         for item in listed if isinstance(listed, list) else ():
@@ -257,6 +294,7 @@ class TextItProvider:
                 name=_str(flow.get("name")) or None,
                 step=step,
                 run=_str(run.get("uuid")) or None,
+                arrived_on=arrived_on,
             ),
             values=MappingProxyType(_modern_values(doc.get("results"))),
             external_id=_str(run.get("uuid")) or None,
@@ -272,10 +310,13 @@ class TextItProvider:
         )
 
     def idempotency_key(self, event: Event, request: WebhookRequest) -> str:
-        if event.kind != "flow.step" and event.external_id and event.provider_event:
+        if event.kind == "flow.step":
+            return _flow_key(event)
+        if event.external_id and event.provider_event:
             # Retries repeat the same event type and message/call id on the same relayer.
             relayer = first(event.raw, "relayer", "channel") or ""
             return f"textit:{event.channel}:{event.provider_event}:{relayer}:{event.external_id}"
+        # Account-level events are retried (3 attempts) byte for byte.
         return f"textit:{event.channel}:body:{body_hash(request)}"
 
     def reply(
@@ -294,21 +335,49 @@ class TextItProvider:
         if address is None:
             return EMPTY_OK
         key, value = address
-        return _json({key: [value], "text": text[:MAX_REPLY_TEXT]})
+        message: dict[str, Any] = {key: [value], "text": text[:MAX_REPLY_TEXT]}
+        channel = _channel_id(event)
+        if channel is not None:
+            # Without it TextIt sends from the workspace's most recently seen channel, which
+            # need not be the one the contact wrote to.
+            message["channel"] = channel
+        return _json(message)
+
+
+def _flow_key(event: Event) -> str:
+    """One call of a flow webhook: its run, step and the moment the run reached the step.
+
+    RapidPro does not retry flow webhooks today (mailroom retried some from 2020 to 2025,
+    byte for byte), and a contact who goes through a flow again sends the same answers
+    again: a body is no identity. A call without a run and a moment carries nothing that
+    tells a retry from the next visit, so it gets a key of its own and runs.
+    """
+    flow = event.flow
+    if flow is None or not flow.run or flow.arrived_on is None:
+        return f"textit:{event.channel}:flow-once:{uuid.uuid4().hex}"
+    step = f"{flow.run}\0{flow.step or ''}\0{flow.arrived_on.isoformat()}"
+    return f"textit:{event.channel}:flow:{hashlib.sha256(step.encode()).hexdigest()[:32]}"
 
 
 def _address(event: Event) -> tuple[str, str] | None:
-    # Answer the way the event was addressed: phone, else URN, else contact UUID.
-    phone = first(event.raw, "phone")
+    # Answer the way the event was addressed: phone, else URN, else contact UUID. A masked
+    # phone (anonymous workspace) is refused by TextIt and an empty one reaches nobody.
+    phone = identity(first(event.raw, "phone"))
     if phone:
         return "phone", phone
     if event.urn:
         return "urn", event.urn
     if event.contact_uuid:
         return "contact", event.contact_uuid
-    if event.contact:
-        return "phone", event.contact
     return None
+
+
+def _channel_id(event: Event) -> int | None:
+    """The channel the event came through, as the reply's ``channel`` names it (its id)."""
+    relayer = first(event.raw, "relayer", "channel")
+    if relayer is None or not _CHANNEL_ID.fullmatch(relayer):
+        return None
+    return int(relayer)
 
 
 def _json(body: Mapping[str, Any]) -> HttpReply:

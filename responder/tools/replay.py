@@ -105,7 +105,7 @@ class World:
         if provider is None:
             return Effects(404, "", (), f"unknown provider {record.provider!r}")
         query = tuple((k, v) for k, v in record.query if k not in ("secret", "password"))
-        request = WebhookRequest(query, record.body, record.content_type)
+        request = WebhookRequest(query, record.body, record.content_type, method=record.method)
         try:
             event = provider.parse(record.channel, request)
         except BadRequest as exc:
@@ -154,7 +154,9 @@ def _text(body: bytes) -> str:
 
 def _summary(record: Record) -> str:
     try:
-        request = WebhookRequest(record.query, record.body, record.content_type)
+        request = WebhookRequest(
+            record.query, record.body, record.content_type, method=record.method
+        )
         event = PROVIDERS[record.provider].parse(record.channel, request)
     except (BadRequest, KeyError):
         return f"{record.channel} (unreadable)"

@@ -1,7 +1,8 @@
 """Recording incoming webhooks to a JSON-lines file, for ``responder replay``.
 
-One line per webhook: when it arrived, the channel and provider, the query string and the
-body as received, and the trace id. Values of secret-looking parameters (the webhook secret,
+One line per webhook: when it arrived, the channel and provider, the method when it is not
+POST (TextIt flow webhooks may be GET), the query string and the body as received, and the
+trace id. Values of secret-looking parameters (the webhook secret,
 passwords, tokens, the IVR state signature) are replaced by ``***``. The file is rotated
 when it would grow past its size limit: ``FILE`` -> ``FILE.1`` -> ... -> ``FILE.<keep>``.
 """
@@ -71,6 +72,7 @@ class Record:
     body: bytes
     content_type: str = ""
     trace_id: str | None = None
+    method: str = "POST"
 
     def to_json(self) -> str:
         data: dict[str, Any] = {
@@ -81,6 +83,8 @@ class Record:
             "query": [list(pair) for pair in self.query],
             "content_type": self.content_type,
         }
+        if self.method != "POST":
+            data["method"] = self.method
         try:
             data["body"] = self.body.decode("utf-8")
         except UnicodeDecodeError:
@@ -111,6 +115,7 @@ class Record:
                 body=body,
                 content_type=str(data.get("content_type", "")),
                 trace_id=data.get("trace_id"),
+                method=str(data.get("method", "POST")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a webhook record: {exc}") from None

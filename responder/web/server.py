@@ -139,6 +139,9 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     provider_name = settings.channels.get(channel)
     if provider_name is None:
         raise web.HTTPNotFound(text=f"no channel named {channel!r}")
+    allowed = PROVIDERS[provider_name].methods
+    if request.method not in allowed:
+        raise web.HTTPMethodNotAllowed(request.method, sorted(allowed))
     started = time.perf_counter()
     try:
         return await _webhook(request, channel, provider_name, started)
@@ -163,7 +166,11 @@ async def _webhook(
     query = tuple((k, v) for k, v in request.query.items() if k not in SECRET_PARAMS)
     content_type = _content_type(request)
     wreq = WebhookRequest(
-        query=query, body=body, content_type=content_type, headers=request.headers
+        query=query,
+        body=body,
+        content_type=content_type,
+        headers=request.headers,
+        method=request.method,
     )
     recorder = app[RECORDER]
     if recorder is not None:
@@ -176,6 +183,7 @@ async def _webhook(
                 redact_body(body, content_type),
                 content_type,
                 TRACE_ID.get(),
+                request.method,
             )
         )
     event = provider.parse(channel, wreq)
@@ -425,7 +433,10 @@ def create_app(
         else None
     )
     app.cleanup_ctx.append(_lifecycle)
+    # GET for the providers that send it (TextIt flow webhooks); the handler answers 405 to
+    # a method the channel's provider never uses.
     app.router.add_post("/webhooks/{channel}", webhook)
+    app.router.add_get("/webhooks/{channel}", webhook, allow_head=False)
     app.router.add_get("/healthz", healthz)
     if settings.metrics:
         app.router.add_get("/metrics", metrics_endpoint)

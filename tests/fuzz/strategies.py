@@ -60,7 +60,7 @@ PAYLOAD_FILES = _payload_files()
 def _payload_values() -> tuple[str, ...]:
     values: set[str] = set()
     for _, name, body in PAYLOAD_FILES:
-        if name.endswith(".txt"):
+        if name.endswith((".txt", ".query")):
             values.update(v for _, v in parse_qsl(body.decode("latin-1"), keep_blank_values=True))
     return tuple(sorted(values))
 

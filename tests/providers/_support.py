@@ -41,8 +41,32 @@ def payload_names(provider: str) -> list[str]:
 
 
 def payload(provider: str, name: str) -> bytes:
-    """The raw body stored in a payload file (one line; the trailing newline is not part of it)."""
+    """The raw body stored in a payload file (one line; the trailing newline is not part of it).
+
+    A ``.query`` file holds a query string sent with GET and no body (TextIt flow webhooks);
+    ``.txt`` a form body and ``.json`` a JSON body, both POSTed.
+    """
     return (PAYLOADS / provider / name).read_bytes().rstrip(b"\r\n")
+
+
+def method_of(name: str) -> str:
+    """The HTTP method a payload file's sender uses."""
+    return "GET" if name.endswith(".query") else "POST"
+
+
+def content_type_of(name: str) -> str:
+    """The Content-Type a payload file's body is sent with ("" for a GET: no body)."""
+    if name.endswith(".query"):
+        return ""
+    return JSON if name.endswith(".json") else FORM
+
+
+def request_of(provider: str, name: str) -> WebhookRequest:
+    """A payload file as the request its sender makes."""
+    raw = payload(provider, name)
+    if method_of(name) == "GET":
+        return WebhookRequest(query=tuple(pairs(raw)), body=b"", method="GET")
+    return WebhookRequest(query=(), body=raw, content_type=content_type_of(name))
 
 
 def pairs(body: bytes) -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
@@ -10,10 +11,20 @@ import pytest
 
 from responder.errors import BadRequest
 from responder.events import KINDS, Event, Flow, FlowValue
-from responder.providers.base import MAX_PARAMS, HttpReply
+from responder.providers.base import MAX_PARAMS, HttpReply, WebhookRequest
 from responder.providers.textit import MAX_REPLY_TEXT, TextItProvider
 
-from ._support import FORM, JSON, expected, form, payload, payload_names, project
+from ._support import (
+    FORM,
+    JSON,
+    expected,
+    form,
+    pairs,
+    payload,
+    payload_names,
+    project,
+    request_of,
+)
 
 JOE = "0c6f0d6b-0f7e-4b8d-9c1a-3f5e2b7a9d41"
 ERIC = "d33e9ad5-5c35-414c-abd4-e7451c69ff1d"
@@ -23,11 +34,38 @@ COLOR_FLOW = Flow(
     name="Color Flow",
     step="5c1cf9a1-7a31-4e8f-a6b4-1f3c5f8e0b42",
     run="1234",
+    arrived_on=datetime(2015, 10, 27, 14, 7, 30, 6, tzinfo=UTC),
 )
 COLOR_VALUES = {"color": FlowValue(label="Color", category="Other", value="Mauve", text="Mauve")}
 RYAN = "5d76d86b-3bb9-4d5a-b822-c9d86f5d8e4f"
 REGISTRATION = "50c3706e-fedb-42c0-8eab-dda3335714b7"
 GOFLOW_RUN = "01969b47-2c93-76f8-8f41-6b2d53eb3e13"
+ANN = "9a3b1e2c-55d4-4c1f-8f6e-2b7d9c0e1f34"
+BEA = "4e1d7a90-2b6c-4f3e-9a15-7c8d0e2f6b13"
+CY = "b2f0c6d1-8e47-4a3c-9d2e-5f1a7b3c9e80"
+MASK = "********"
+RESTHOOK_FLOW = Flow(
+    uuid=REGISTRATION,
+    name="Registration",
+    step="f5bb9b7a-7b5e-45c3-8f0e-61b4e95edf03",
+    run=GOFLOW_RUN,
+    arrived_on=datetime(2025, 5, 4, 12, 31, 21, 123456, tzinfo=UTC),
+)
+RESTHOOK_VALUES = {
+    "favorite_color": FlowValue("Favorite Color", "Red", "red", ""),
+    "webhook": FlowValue(
+        "webhook",
+        "Success",
+        "200",
+        "GET http://127.0.0.1:49999/?content=%7B%22results%22%3A%5B%5D%7D",
+    ),
+}
+GET_FLOW = Flow(
+    uuid=REGISTRATION,
+    name="Registration",
+    run=GOFLOW_RUN,
+    arrived_on=datetime(2025, 5, 4, 12, 31, 21, 123456, tzinfo=UTC),
+)
 
 # One row per payload file: the Event fields that must come out (all others must be None/empty).
 TABLE: dict[str, dict[str, Any]] = {
@@ -173,7 +211,12 @@ TABLE: dict[str, dict[str, Any]] = {
         "text": "yego",
         "provider_event": "flow",
         "time": "2013-01-01T05:36:54.012000+00:00",
-        "flow": Flow(id="1524", step="a2c4e6f8-1b3d-4f5a-8c7e-9d0b1a2c3e4f", run="3421"),
+        "flow": Flow(
+            id="1524",
+            step="a2c4e6f8-1b3d-4f5a-8c7e-9d0b1a2c3e4f",
+            run="3421",
+            arrived_on=datetime(2013, 1, 1, 5, 36, 54, 12000, tzinfo=UTC),
+        ),
         "values": {
             "water_source": FlowValue("Water Source", "Stream", "Stream", "from stream"),
             "boil": FlowValue("Boil", "Yes", "Yes", "yego"),
@@ -205,6 +248,7 @@ TABLE: dict[str, dict[str, Any]] = {
             name="Water Survey",
             step="207d919d-ac4e-451a-9f7a-6ef7b0ed8b57",
             run="7facea33-9fbc-4bdd-ba63-b2600cd4f69b",
+            arrived_on=datetime(2014, 6, 3, 8, 21, 9, 865526, tzinfo=UTC),
         ),
         "values": {"water_source": FlowValue("Water Source", "Stream", "stream", "stream")},
     },
@@ -220,6 +264,7 @@ TABLE: dict[str, dict[str, Any]] = {
             name="Webhook",
             step="30c97f0e-4d3c-4f1e-8a2b-58fd4b2a1e77",
             run=GOFLOW_RUN,
+            arrived_on=datetime(2025, 5, 4, 12, 30, 51, 123456, tzinfo=UTC),
         ),
     },
     # §5.8 goflow legacy/resthook payload with an input (URN object, attachment objects).
@@ -235,21 +280,114 @@ TABLE: dict[str, dict[str, Any]] = {
         "contact_name": "Ryan Lewis",
         "time": "2017-12-31T11:35:09.123456+00:00",
         "attachments": ("http://s3.amazon.com/bucket/test.jpg",),
-        "flow": Flow(
-            uuid=REGISTRATION,
-            name="Registration",
-            step="f5bb9b7a-7b5e-45c3-8f0e-61b4e95edf03",
-            run=GOFLOW_RUN,
-        ),
-        "values": {
-            "favorite_color": FlowValue("Favorite Color", "Red", "red", ""),
-            "webhook": FlowValue(
-                "webhook",
-                "Success",
-                "200",
-                "GET http://127.0.0.1:49999/?content=%7B%22results%22%3A%5B%5D%7D",
-            ),
-        },
+        "flow": RESTHOOK_FLOW,
+        "values": RESTHOOK_VALUES,
+    },
+    # Anonymous workspaces (textit.md §7): `phone` is ******** for every contact, `urn` and
+    # `contact` stay complete; the URN names the contact.
+    "mo_sms_anonymous.txt": {
+        "kind": "sms.received",
+        "contact": "+250788123124",
+        "channel_number": "+250788111111",
+        "external_id": "23570",
+        "text": "Murakoze",
+        "status": "H",
+        "provider_event": "mo_sms",
+        "urn": "tel:+250788123124",
+        "contact_uuid": ANN,
+        "contact_name": "Ann",
+        "time": "2017-03-16T10:40:01.101000+00:00",
+    },
+    "mo_miss_anonymous.txt": {
+        "kind": "call.missed",
+        "contact": "+250788123125",
+        "channel_number": "+250788111111",
+        "external_id": "125160",
+        "provider_event": "mo_miss",
+        "urn": "tel:+250788123125",
+        "contact_uuid": BEA,
+        "contact_name": "Bea",
+        "time": "2017-03-16T10:42:11.500000+00:00",
+    },
+    "flow_legacy_anonymous.txt": {
+        "kind": "flow.step",
+        "contact": "+250788382382",
+        "external_id": "1234",
+        "text": "Green is my favorite",
+        "provider_event": "flow",
+        "urn": "tel:+250788382382",
+        "contact_uuid": ERIC,
+        "contact_name": "Eric",
+        "time": "2015-10-27T14:07:30.000006+00:00",
+        "flow": COLOR_FLOW,
+        "values": COLOR_VALUES,
+    },
+    # ... a contact without a phone number: `phone` is empty, the URN is another scheme.
+    "mo_sms_without_phone.txt": {
+        "kind": "sms.received",
+        "contact": "34642632786",
+        "channel_number": "nyaruka_bot",
+        "external_id": "23571",
+        "text": "hours",
+        "status": "H",
+        "provider_event": "mo_sms",
+        "urn": "telegram:34642632786",
+        "contact_uuid": CY,
+        "contact_name": "Cy",
+        "time": "2017-03-16T10:45:00.000001+00:00",
+    },
+    # goflow redacts every URN of an anonymous workspace to ******** (goflow flows/urn.go
+    # `Reduce`): neither contact.urn nor input.urn names anybody; the contact UUID does.
+    "flow_editor_default_anonymous.json": {
+        "kind": "flow.step",
+        "provider_event": "flow",
+        "contact_uuid": RYAN,
+        "contact_name": "Ryan Lewis",
+        "flow": Flow(uuid=REGISTRATION, name="Registration"),
+        "values": {"favorite_color": FlowValue("favorite_color", "Red", "red", "")},
+    },
+    "flow_goflow_anonymous.json": {
+        "kind": "flow.step",
+        "channel_number": "+17036975131",
+        "external_id": GOFLOW_RUN,
+        "text": "Hi there",
+        "provider_event": "flow",
+        "contact_uuid": RYAN,
+        "contact_name": "Ryan Lewis",
+        "time": "2017-12-31T11:35:09.123456+00:00",
+        "attachments": ("http://s3.amazon.com/bucket/test.jpg",),
+        "flow": RESTHOOK_FLOW,
+        "values": RESTHOOK_VALUES,
+    },
+    # Flow webhooks sent with GET (floweditor's default for a new Call Webhook node): the
+    # parameters are whatever the author wrote into the URL, here the names responder reads.
+    "flow_get.query": {
+        "kind": "flow.step",
+        "contact": "+12024561111",
+        "external_id": GOFLOW_RUN,
+        "text": "red",
+        "provider_event": "flow",
+        "urn": "tel:+12024561111",
+        "contact_uuid": RYAN,
+        "contact_name": "Ryan Lewis",
+        "time": "2025-05-04T12:31:21.123456+00:00",
+        "flow": GET_FLOW,
+    },
+    "flow_get_anonymous.query": {
+        "kind": "flow.step",
+        "external_id": GOFLOW_RUN,
+        "text": "red",
+        "provider_event": "flow",
+        "contact_uuid": RYAN,
+        "contact_name": "Ryan Lewis",
+        "time": "2025-05-04T12:31:21.123456+00:00",
+        "flow": GET_FLOW,
+    },
+    # ... a legacy flow set to GET: the URL was called with no parameters at all (§1.4).
+    "flow_get_legacy.query": {
+        "kind": "flow.step",
+        "provider_event": "flow",
+        "flow": Flow(),
     },
 }
 
@@ -260,7 +398,7 @@ def parse(body: bytes | str, query: tuple[tuple[str, str], ...] = (), ctype: str
 
 def load(name: str, ctype: str | None = None) -> Event:
     if ctype is None:
-        ctype = JSON if name.endswith(".json") else FORM
+        return TextItProvider().parse("textit", request_of("textit", name))
     return parse(payload("textit", name), ctype=ctype)
 
 
@@ -661,16 +799,83 @@ def test_channels_do_not_share_keys() -> None:
     assert key_of(body, "textit") != key_of(body, "textit-kenya")
 
 
-def test_flow_steps_are_keyed_by_body() -> None:
-    one = payload("textit", "flow_legacy.txt")
-    other = payload("textit", "flow_legacy_no_input.txt")
-    assert key_of(one) == key_of(one)
-    assert key_of(one) != key_of(other)
-    modern = payload("textit", "flow_resthook.json")
-    assert key_of(modern, ctype=JSON) == key_of(modern, ctype=JSON)
-    assert key_of(modern, ctype=JSON) != key_of(
-        payload("textit", "flow_python_era.json"), ctype=JSON
-    )
+def file_key(name: str) -> str:
+    provider = TextItProvider()
+    request = request_of("textit", name)
+    return provider.idempotency_key(provider.parse("textit", request), request)
+
+
+# Each call carries its run and the moment the run reached the step: a retry repeats them.
+KEYED_FLOWS = [
+    "flow_documented.txt",
+    "flow_legacy.txt",
+    "flow_legacy_no_input.txt",
+    "flow_legacy_anonymous.txt",
+    "flow_python_era.json",
+    "flow_goflow_legacy.json",
+    "flow_resthook.json",
+    "flow_goflow_anonymous.json",
+    "flow_get.query",
+    "flow_get_anonymous.query",
+]
+# Nothing in these tells one call from the next visit: every call is new.
+UNKEYED_FLOWS = [
+    "flow_editor_default.json",
+    "flow_editor_default_anonymous.json",
+    "flow_get_legacy.query",
+]
+
+
+def test_every_flow_payload_is_listed_as_keyed_or_not() -> None:
+    flows = sorted(n for n, row in TABLE.items() if row["kind"] == "flow.step")
+    assert sorted(KEYED_FLOWS + UNKEYED_FLOWS) == flows
+
+
+@pytest.mark.parametrize("name", KEYED_FLOWS)
+def test_a_retried_flow_call_has_the_same_key(name: str) -> None:
+    assert file_key(name) == file_key(name)
+    assert ":flow:" in file_key(name)
+
+
+@pytest.mark.parametrize("name", UNKEYED_FLOWS)
+def test_a_flow_call_without_run_and_moment_is_always_new(name: str) -> None:
+    assert file_key(name) != file_key(name)
+
+
+def test_flow_calls_of_one_run_differ_by_step_and_moment() -> None:
+    base = "run=7&flow=3&values=%5B%5D"
+    one = key_of(f"{base}&step=n1&time=2015-10-27T14%3A07%3A30.000006Z")
+    assert one == key_of(f"{base}&step=n1&time=2015-10-27T14%3A07%3A30.000006Z")
+    assert one != key_of(f"{base}&step=n2&time=2015-10-27T14%3A07%3A30.000006Z")
+    assert one != key_of(f"{base}&step=n1&time=2015-10-27T14%3A09%3A02.500000Z")
+    other_run = "run=8&flow=3&values=%5B%5D"
+    assert one != key_of(f"{other_run}&step=n1&time=2015-10-27T14%3A07%3A30.000006Z")
+    # The same instant written another way is the same moment.
+    assert one == key_of(f"{base}&step=n1&time=2015-10-27T14%3A07%3A30.000006%2B00%3A00")
+
+
+def test_goflow_revisit_of_the_webhook_node_is_a_new_call() -> None:
+    # A flow that loops back to its webhook node sends the same run, node and results; only
+    # the path step's arrived_on differs.
+    doc = json.loads(payload("textit", "flow_goflow_legacy.json"))
+    again = json.loads(json.dumps(doc))
+    again["path"].append({"arrived_on": "2025-05-04T12:35:02.000001Z", **doc["path"][0]})
+    again["path"][-1]["arrived_on"] = "2025-05-04T12:35:02.000001Z"
+    first_call = key_of(json.dumps(doc), ctype=JSON)
+    assert first_call == key_of(json.dumps(doc), ctype=JSON)
+    assert first_call != key_of(json.dumps(again), ctype=JSON)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "run=7&flow=3&step=n1&values=%5B%5D",  # no time
+        "flow=3&step=n1&values=%5B%5D&time=2015-10-27T14%3A07%3A30Z",  # no run
+        "run=7&flow=3&step=n1&values=%5B%5D&time=yesterday",  # unreadable time
+    ],
+)
+def test_legacy_flow_call_without_run_or_time_is_always_new(body: str) -> None:
+    assert key_of(body) != key_of(body)
 
 
 def test_alarm_without_id_is_keyed_by_body() -> None:
@@ -687,11 +892,17 @@ def reply(event: Event, text: str | None, variables: dict[str, Any] | None = Non
 
 
 @pytest.mark.parametrize(
-    "name", ["mo_sms.txt", "mo_sms_documented.txt", "mo_miss.txt", "mo_miss_documented.txt"]
+    ("name", "channel"),
+    [
+        ("mo_sms.txt", 254),
+        ("mo_sms_documented.txt", 254),  # the documented `channel=` is the same id
+        ("mo_miss.txt", 5),
+        ("mo_miss_documented.txt", 254),
+    ],
 )
-def test_reply_to_phone(name: str) -> None:
+def test_reply_to_phone_on_the_channel_written_to(name: str, channel: int) -> None:
     body = reply_json(reply(load(name), "Thanks, got it"))
-    assert body == {"phone": ["+250788123123"], "text": "Thanks, got it"}
+    assert body == {"phone": ["+250788123123"], "text": "Thanks, got it", "channel": channel}
 
 
 def test_reply_to_urn_when_there_is_no_phone() -> None:
@@ -704,6 +915,63 @@ def test_reply_to_urn_when_phone_is_blank() -> None:
     event = parse(f"event=mo_sms&sms=3&phone=&urn=tel%3A%2B250788123123&contact={JOE}&text=hi")
     assert event.contact == "+250788123123"
     assert reply_json(reply(event, "Hello")) == {"urn": ["tel:+250788123123"], "text": "Hello"}
+
+
+@pytest.mark.parametrize(
+    ("name", "urn", "channel"),
+    [
+        ("mo_sms_anonymous.txt", "tel:+250788123124", 254),
+        ("mo_miss_anonymous.txt", "tel:+250788123125", 5),
+        ("mo_sms_without_phone.txt", "telegram:34642632786", 31),
+    ],
+)
+def test_masked_or_empty_phone_is_never_a_reply_address(name: str, urn: str, channel: int) -> None:
+    # TextIt refuses `phone` in an anonymous workspace, and ******** is nobody's number.
+    event = load(name)
+    assert event.raw["phone"] in (MASK, "")
+    assert reply_json(reply(event, "Hello")) == {"urn": [urn], "text": "Hello", "channel": channel}
+
+
+@pytest.mark.parametrize(
+    "phone", [MASK, "%2A%2A%2A", "+2507881%2A%2A%2A%2A", "", "+", "%20"], ids=repr
+)
+def test_masked_phone_without_urn_is_answered_by_contact_uuid(phone: str) -> None:
+    event = parse(f"event=mo_sms&sms=3&relayer=254&phone={phone}&contact={JOE}&text=hi")
+    assert event.contact is None
+    assert event.contact_uuid == JOE
+    assert reply_json(reply(event, "Hello")) == {"contact": [JOE], "text": "Hello", "channel": 254}
+
+
+@pytest.mark.parametrize("urn", ["tel%3A%2A%2A%2A%2A%2A%2A%2A%2A", MASK, "tel%3A"], ids=repr)
+def test_masked_urn_is_no_identity_either(urn: str) -> None:
+    event = parse(f"event=mo_sms&sms=3&phone={MASK}&urn={urn}&contact={JOE}&text=hi")
+    assert (event.contact, event.urn, event.contact_uuid) == (None, None, JOE)
+    assert reply_json(reply(event, "Hello")) == {"contact": [JOE], "text": "Hello"}
+
+
+def test_anonymous_contacts_are_told_apart() -> None:
+    ann, bea = load("mo_sms_anonymous.txt"), load("mo_miss_anonymous.txt")
+    assert ann.raw["phone"] == bea.raw["phone"] == MASK
+    assert ann.contact != bea.contact
+
+
+@pytest.mark.parametrize(
+    ("relayer", "channel"),
+    [("254", 254), ("-1", None), ("", None), ("0", None), ("x1", None), ("1e3", None)],
+    ids=repr,
+)
+def test_reply_names_the_channel_only_when_the_event_does(
+    relayer: str, channel: int | None
+) -> None:
+    event = parse(f"event=mo_sms&sms=3&relayer={relayer}&phone=%2B250788123123&text=hi")
+    body = reply_json(reply(event, "Hello"))
+    assert body.get("channel") == channel
+    assert body["phone"] == ["+250788123123"]
+
+
+def test_flow_step_reply_names_no_channel() -> None:
+    # A flow webhook's answer is variables for the flow, not a message to send.
+    assert "channel" not in reply_json(reply(load("flow_legacy.txt"), "Hi", {"a": 1}))
 
 
 def test_reply_to_contact_when_there_is_only_a_contact() -> None:
@@ -764,3 +1032,40 @@ def test_flow_step_reply_text_joins_the_variables() -> None:
     assert both == {"status": "Shipped", "text": "Hi"}
     own = reply_json(reply(load("flow_legacy.txt"), "Hi", {"text": "mine"}))
     assert own == {"text": "mine"}
+
+
+# --------------------------------------------------------------------------- GET flow webhooks
+
+
+def get(query: str) -> Event:
+    request = WebhookRequest(query=tuple(pairs(query.encode())), body=b"", method="GET")
+    return TextItProvider().parse("textit", request)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "foo=bar",
+        "event=mo_sms&sms=1&phone=%2B250788123123&text=hi",
+        "event=mo_miss&call=2&phone=%2B250788123123",
+    ],
+    ids=repr,
+)
+def test_a_get_is_always_a_flow_call(query: str) -> None:
+    # Only a flow's Call Webhook node sends GET, with names its author chose.
+    event = get(query)
+    assert (event.kind, event.provider_event) == ("flow.step", "flow")
+    assert event.flow is not None
+
+
+def test_the_same_parameters_posted_without_flow_fields_are_no_flow() -> None:
+    query = "contact=5d76d86b-3bb9-4d5a-b822-c9d86f5d8e4f&text=red"
+    assert get(query).kind == "flow.step"
+    assert parse(b"", tuple(pairs(query.encode()))).kind == "unknown"
+
+
+def test_get_flow_parameters_are_read_like_the_legacy_form() -> None:
+    event = get(payload("textit", "flow_get.query").decode())
+    posted = parse(payload("textit", "flow_get.query") + b"&step=None&values=%5B%5D")
+    assert project(event) == project(posted)

@@ -20,6 +20,7 @@ async def test_default_rules_answer_a_missed_call(make_client, fake_hoiio) -> No
     assert await resp.json() == {
         "phone": ["+250788123123"],
         "text": "Sorry we missed your call. We will call you back as soon as we can.",
+        "channel": 1,
     }
     resp = await client.post(
         "/webhooks/hoiio?ivr_block=answer&session=S-1&txn_ref=AA-1"

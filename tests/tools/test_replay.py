@@ -4,6 +4,7 @@ side effects; differences in replies and calls per event, a summary and exit cod
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,35 @@ async def test_requests_that_fail_to_parse_are_answered_as_the_server_would(
     assert (await world.play(forged)).status == 403
     report = await compare([bad, forged], rules, rules)
     assert (report.events, report.differences) == (2, [])
+
+
+async def test_a_flow_webhook_recorded_from_a_get_is_replayed_as_a_get(
+    make_client: Any, tmp_path: Path
+) -> None:
+    rules = """
+rules:
+  - name: order
+    on: flow.step
+    reply: {json: {status: "OLD"}}
+"""
+    old = write_rules(tmp_path / "old", rules)
+    new = write_rules(tmp_path / "new", rules.replace("OLD", "NEW"))
+    log = tmp_path / "webhooks.jsonl"
+    client = await make_client(old, record=str(log))
+    query = {"contact": "5d76d86b-3bb9-4d5a-b822-c9d86f5d8e4f", "run": "r-1", "text": "CU001"}
+    assert (await client.get("/webhooks/textit", params=query)).status == 200
+    await client.close()
+    (record,) = (Record.from_json(line) for line in log.read_text().splitlines())
+    assert record.method == "GET"
+    report = await compare([record], load_rules([old]), load_rules([new]))
+    (difference,) = report.differences
+    assert "flow.step" in difference.summary
+    assert '"OLD"' in difference.old.reply
+    assert '"NEW"' in difference.new.reply
+
+
+def test_a_post_record_is_written_as_before() -> None:
+    # Records of POSTs (every webhook but TextIt's GET flow calls) carry no method field.
+    line = Record(T0, "textit", "textit", (), b"a=1", "application/x-www-form-urlencoded").to_json()
+    assert "method" not in json.loads(line)
+    assert Record.from_json(line).method == "POST"
