@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from responder.server import STORE
 from responder.testing.fakes import FakeProvider
+from responder.web.server import STORE
 from tests.conftest import REPO, wait_for, write_rules
 from tests.providers._support import pairs, payload
 
