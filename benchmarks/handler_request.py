@@ -11,6 +11,7 @@ class Request:
     """What the webhook handler reads of a request: a form body posted to ``channel``."""
 
     remote = "127.0.0.1"
+    method = "POST"
 
     def __init__(self, app: Any, body: bytes, channel: str) -> None:
         self.app = app

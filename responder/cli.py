@@ -334,9 +334,12 @@ def _check(paths: list[str]) -> int:
         _print_problems(exc, sys.stdout)
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
         return 1
+    for warning in ruleset.warnings:
+        print(warning)
+    warned = f", {len(ruleset.warnings)} warning(s)" if ruleset.warnings else ""
     print(
         f"ok: {len(ruleset.rules)} rule(s) and {len(ruleset.dialogues)} dialogue(s) "
-        f"in {len(ruleset.files)} file(s)"
+        f"in {len(ruleset.files)} file(s){warned}"
     )
     return 0
 

@@ -16,7 +16,9 @@ def _escaped(match: re.Match[str]) -> str:
 def one_line(text: str, limit: int | None = None) -> str:
     """``text`` with every control character escaped (``\\r``, ``\\x1b``), cut to ``limit``
     characters when given: safe to write on one line of a log or a terminal."""
-    if _CONTROL.search(text):
+    # isprintable() is a C loop over the text; it is False for every character the pattern
+    # escapes (and for some harmless ones, which the pattern then leaves alone).
+    if not text.isprintable() and _CONTROL.search(text):
         text = _CONTROL.sub(_escaped, text)
     if limit is not None and len(text) > limit:
         text = text[: limit - 3] + "..."

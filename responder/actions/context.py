@@ -6,8 +6,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from jinja2 import ChainableUndefined
+
 from responder.events import Event
 from responder.matching.calendars import Calendar, views
+
+
+class FlowValues(dict[str, Any]):
+    """A flow's collected values by label. A label the run has not collected (yet) reads as
+    blank, as in RapidPro (``@results.shipping`` is empty), and ``default`` still applies:
+    ``{{ values.shipping.value | default('none') }}``."""
+
+    def __missing__(self, key: str) -> Any:
+        return ChainableUndefined(name=f"values.{key}")
 
 
 def template_context(
@@ -29,10 +40,12 @@ def template_context(
         "provider": event.provider,
         "kind": event.kind,
         "attachments": list(event.attachments),
-        "values": {
-            key: {"label": v.label, "category": v.category, "value": v.value, "text": v.text}
-            for key, v in event.values.items()
-        },
+        "values": FlowValues(
+            {
+                key: {"label": v.label, "category": v.category, "value": v.value, "text": v.text}
+                for key, v in event.values.items()
+            }
+        ),
         "flow": {
             "id": flow.id,
             "uuid": flow.uuid,

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from responder.actions.model import Http, Reply, Sms
+from responder.actions.sms_parts import fit_hoiio, hoiio_size
 from responder.errors import TemplateError
 from responder.outbound import OutboundCall
 from responder.templating.templates import Template
@@ -49,13 +50,34 @@ def address(to: str, urn: str | None = None) -> str:
     return to if ":" in to else f"tel:{to}"
 
 
+def blank(text: str | None) -> bool:
+    """A text no provider sends: TextIt refuses a blank text, Hoiio ``error_msg_empty``."""
+    return text is not None and not text.strip()
+
+
 def text_call(
     *, key: str, via: str, to: str, text: str, rule: str, urn: str | None = None
-) -> OutboundCall:
-    """An SMS with a text already rendered: Hoiio ``sms/send`` or a TextIt broadcast."""
+) -> OutboundCall | None:
+    """An SMS with a text already rendered: Hoiio ``sms/send`` or a TextIt broadcast; None
+    when the text is blank (logged: the provider would refuse it). A text longer than one
+    Hoiio send carries is cut to fit (logged)."""
     if not to:
         raise TemplateError("sms has no recipient (the event has no contact and no 'to')")
+    if blank(text):
+        log.warning("%s: the SMS text rendered empty; not sent", rule)
+        return None
     if via == "hoiio":
+        fitted = fit_hoiio(text)
+        if fitted != text:
+            size, limit = hoiio_size(text)
+            log.warning(
+                "%s: the SMS text is %d characters, more than the %d of 3 Hoiio parts; "
+                "cut to fit",
+                rule,
+                size,
+                limit,
+            )
+            text = fitted
         return OutboundCall(
             key=key,
             provider="hoiio",
@@ -83,8 +105,8 @@ def sms(
     contact: str | None,
     urn: str | None,
     provider: str,
-) -> OutboundCall:
-    """An ``sms:`` action. Without ``to`` it goes to ``contact`` (at ``urn`` when the event
+) -> OutboundCall | None:
+    """An ``sms:`` action (None when its text is blank). Without ``to`` it goes to ``contact`` (at ``urn`` when the event
     named one); without ``via``, through ``provider``."""
     text = action.text.render(context)
     if action.to is not None:

@@ -88,6 +88,14 @@ class State:
     then: str | None = None
 
     @property
+    def waits(self) -> bool:
+        """The state waits for the contact's input (a message, or keys of a gather): the
+        dialogue's ``any:`` transitions are tried here, before the state's own."""
+        if self.block is None:
+            return bool(self.on or self.wait)
+        return isinstance(self.block, Gather)
+
+    @property
     def terminal(self) -> bool:
         """The conversation ends in this state: on entry, or for a transfer without
         on_failure once the transfer is over (the runner waits for Hoiio's notification)."""
@@ -113,8 +121,10 @@ class Dialogue:
     mode: str  # "ivr" or "sms"
     initial: str
     states: Mapping[str, State]
-    # Built from ``edges(states)`` when the dialogue is compiled, never changed after.
+    # Built from ``edges(states, anywhere)`` when the dialogue is compiled, never changed after.
     machine: DialogueMachine = field(compare=False, repr=False)
+    # Transitions tried in every state that waits for input, before the state's own.
+    anywhere: tuple[Transition, ...] = ()
     start: Start | None = None
     expire: float = 86400.0
     description: str | None = None
@@ -123,11 +133,20 @@ class Dialogue:
         return self.states.get(name)
 
 
-def edges(states: Mapping[str, State]) -> list[tuple[str, str, str]]:
-    """Every (source, trigger, destination) of a dialogue's states, for its machine and for
-    checks."""
+def edges(
+    states: Mapping[str, State], anywhere: tuple[Transition, ...] = ()
+) -> list[tuple[str, str, str]]:
+    """Every (source, trigger, destination) of a dialogue's states and of its ``any:``
+    transitions, for its machine and for checks."""
     out: list[tuple[str, str, str]] = []
     for state in states.values():
+        if state.waits:
+            for index, transition in enumerate(anywhere):
+                out.append((state.name, f"any:{index}", transition.goto))
+                target = states.get(transition.goto)
+                then = transition.then or (target.then if target else None)
+                if then:
+                    out.append((state.name, f"any:{index}:then", then))
         for index, transition in enumerate(state.on):
             out.append((state.name, f"{state.name}:{index}", transition.goto))
             target = states.get(transition.goto)

@@ -42,6 +42,7 @@ class Step:
     changed: bool = True
     # (source, trigger, destination) of every move the dialogue's machine made, in order
     moves: list[tuple[str, str, str]] = field(default_factory=list)
+    blanks: int = 0  # SMS whose text rendered blank, not sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,15 @@ class Runner:
         self._move(dialogue, step, target, trigger, env, {})
         return step
 
+    def takes_anywhere(self, dialogue: m.Dialogue, conversation: Conversation, env: Env) -> bool:
+        """Whether one of the dialogue's ``any:`` transitions takes the event in the
+        conversation's state (so that it wins over a compliance word)."""
+        state = dialogue.states.get(conversation.state)
+        if state is None or not state.waits or not dialogue.anywhere:
+            return False
+        chosen = self._choose(dialogue, state, env, conversation)
+        return chosen is not None and chosen[0].startswith("any:")
+
     def abandon(self, conversation: Conversation, env: Env, why: str) -> Step:
         """End a conversation whose dialogue or state no longer exists (rules changed)."""
         step = Step(replace(conversation, updated=env.now), conversation.version)
@@ -159,14 +169,14 @@ class Runner:
         if isinstance(block, m.Gather):
             if event.kind != "ivr.gather" and event.digits is None:
                 return self._ignore(step, f"{event.kind} while waiting for keys")
-            chosen = self._choose(state, env, step.conversation)
+            chosen = self._choose(dialogue, state, env, step.conversation)
             if chosen is None:
                 target, trigger = self._target(
                     dialogue, step.conversation, state.name, None, None, f"{state.name}:repeat"
                 )
                 return self._move(dialogue, step, target, trigger, env, {})
-            index, transition, captures = chosen
-            return self._follow(dialogue, step, state, index, transition, captures, env)
+            trigger, transition, captures = chosen
+            return self._follow(dialogue, step, trigger, transition, captures, env)
         if isinstance(block, m.Dial):
             if event.kind != "ivr.dial":
                 return self._ignore(step, f"{event.kind} while dialling")
@@ -199,10 +209,10 @@ class Runner:
         return self._ignore(step, f"{event.kind} not expected in state {state.name!r}")
 
     def _after_block(self, dialogue: m.Dialogue, state: m.State, step: Step, env: Env) -> None:
-        chosen = self._choose(state, env, step.conversation)
+        chosen = self._choose(dialogue, state, env, step.conversation)
         if chosen is not None:
-            index, transition, captures = chosen
-            return self._follow(dialogue, step, state, index, transition, captures, env)
+            trigger, transition, captures = chosen
+            return self._follow(dialogue, step, trigger, transition, captures, env)
         if state.next:
             target, trigger = self._target(
                 dialogue, step.conversation, state.next, None, None, f"{state.name}:next"
@@ -211,16 +221,18 @@ class Runner:
         return self._end(step, state.outcome or f"ended in {state.name}")
 
     def _step_sms(self, dialogue: m.Dialogue, state: m.State, step: Step, env: Env) -> None:
-        chosen = self._choose(state, env, step.conversation)
+        chosen = self._choose(dialogue, state, env, step.conversation)
         if chosen is None:
             step.notes.append(f"no transition of {state.name!r} matched; staying")
             return None
-        index, transition, captures = chosen
-        return self._follow(dialogue, step, state, index, transition, captures, env)
+        trigger, transition, captures = chosen
+        return self._follow(dialogue, step, trigger, transition, captures, env)
 
     def _choose(
-        self, state: m.State, env: Env, conversation: Conversation
-    ) -> tuple[int, m.Transition, Captures] | None:
+        self, dialogue: m.Dialogue, state: m.State, env: Env, conversation: Conversation
+    ) -> tuple[str, m.Transition, Captures] | None:
+        """The first transition that takes the event, with its trigger: the dialogue's
+        ``any:`` ones first (in a state that waits for input), then the state's own."""
         # Conditions (expr) see the conversation's vars, as the state's templates do.
         cache: dict[str, Mapping[str, Any]] = {}
 
@@ -230,18 +242,22 @@ class Runner:
             return cache["ctx"]
 
         scope = replace(env.scope, context=context)
+        if dialogue.anywhere and state.waits:
+            for index, transition in enumerate(dialogue.anywhere):
+                captures = transition.when.test(env.event, scope)
+                if captures is not None:
+                    return f"any:{index}", transition, captures
         for index, transition in enumerate(state.on):
             captures = transition.when.test(env.event, scope)
             if captures is not None:
-                return index, transition, captures
+                return f"{state.name}:{index}", transition, captures
         return None
 
     def _follow(
         self,
         dialogue: m.Dialogue,
         step: Step,
-        state: m.State,
-        index: int,
+        trigger: str,
         transition: m.Transition,
         captures: Captures,
         env: Env,
@@ -258,7 +274,7 @@ class Runner:
             transition.goto,
             transition.max_visits,
             transition.then,
-            f"{state.name}:{index}",
+            trigger,
         )
         self._move(dialogue, step, target, trigger, env, captures)
 
@@ -363,17 +379,19 @@ class Runner:
         conversation = step.conversation
         rule = f"dialogue:{dialogue.name}"
         for sms in state.sms:
-            step.calls.append(
-                render.sms(
-                    sms,
-                    context,
-                    key=self._key(env, step),
-                    rule=rule,
-                    contact=conversation.contact,
-                    urn=_urn(env, conversation),
-                    provider=conversation.provider,
-                )
+            call = render.sms(
+                sms,
+                context,
+                key=self._key(env, step),
+                rule=rule,
+                contact=conversation.contact,
+                urn=_urn(env, conversation),
+                provider=conversation.provider,
             )
+            if call is None:
+                step.blanks += 1
+            else:
+                step.calls.append(call)
         for http in state.http:
             step.calls.append(
                 render.http(
@@ -501,7 +519,7 @@ class Runner:
             lane=conversation.session or conversation.contact,
         )
 
-    def text_call(self, env: Env, step: Step, text: str) -> OutboundCall:
+    def text_call(self, env: Env, step: Step, text: str) -> OutboundCall | None:
         """An SMS to the conversation's contact, for texts that cannot go in a reply body."""
         conversation = step.conversation
         return render.text_call(

@@ -70,6 +70,8 @@ class Provider(Protocol):
     name: str
     # The HTTP methods this provider's senders use; any other is answered 405.
     methods: frozenset[str]
+    # The event kinds this provider's webhooks can become.
+    kinds: frozenset[str]
 
     def parse(self, channel: str, request: WebhookRequest) -> Event:
         """Turn a request into one Event; raise BadRequest only when nothing is readable."""

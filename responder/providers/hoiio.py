@@ -119,6 +119,13 @@ class HoiioProvider:
     # Hoiio POSTs every notification (openapi.hoiio.com handling-notifications [DOC]); GET
     # is only how an app may call Hoiio's own API.
     methods = frozenset({"POST"})
+    # The event kinds Hoiio's notifications can become.
+    kinds = (
+        frozenset(IVR_BLOCKS.values())
+        | frozenset(SMS_STATUS.values())
+        | {"ivr.ended", "ivr.answer", "ivr.play", "sms.received", "fax.received"}
+        | {"call.made", "call.unanswered", "unknown"}
+    )
 
     def parse(self, channel: str, request: WebhookRequest) -> Event:
         params = parse_params(request)

@@ -184,6 +184,8 @@ class TextItProvider:
     # Flow webhooks may be sent with GET: RapidPro's editor makes new Call Webhook nodes GET,
     # with the parameters the author wrote into the URL and no body. Everything else is POST.
     methods = frozenset({"POST", "GET"})
+    # The event kinds TextIt's webhooks can become.
+    kinds = frozenset(KIND_BY_EVENT.values()) | {"flow.step", "unknown"}
 
     def parse(self, channel: str, request: WebhookRequest) -> Event:
         params = parse_params(request)

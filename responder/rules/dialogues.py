@@ -238,7 +238,21 @@ def _build_dialogue(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> A
     ivr_start = start is not None and start.kinds <= IVR_KINDS
     mode = fields["mode"] or ("ivr" if ivr_start or dials else "sms")
     lines = ctx.key_lines
-    errors = _check_graph(fields["name"], mode, initial, states)
+    anywhere: tuple[m.Transition, ...] = tuple(fields["any"] or ())
+    errors = _check_graph(fields["name"], mode, initial, states, anywhere)
+    for index, transition in enumerate(anywhere):
+        if transition.otherwise:
+            errors.append(
+                (
+                    "",
+                    "an any: transition cannot be 'otherwise: true': it would take every "
+                    "message in every state",
+                    transition.line,
+                    f".any[{index}]",
+                )
+            )
+    if anywhere and not any(state.waits for state in states.values()):
+        errors.append(("", "any: transitions need a state that waits for input (on or wait)"))
     if start is not None and mode == "sms" and start.kinds & IVR_KINDS:
         errors.append(
             (
@@ -261,12 +275,12 @@ def _build_dialogue(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> A
         where, sub = (problem[2], problem[3]) if len(problem) == 4 else (None, "")
         ctx.error(
             where or (state.line if state else lines.get("states", line)),
-            f"{path}.states.{state_name}{sub}" if state else path,
+            f"{path}.states.{state_name}{sub}" if state else f"{path}{sub}",
             message,
         )
     if errors:
         return INVALID
-    machine = DialogueMachine(fields["name"], list(states), initial, m.edges(states))
+    machine = DialogueMachine(fields["name"], list(states), initial, m.edges(states, anywhere))
     return m.Dialogue(
         name=fields["name"],
         file=ctx.file,
@@ -275,6 +289,7 @@ def _build_dialogue(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> A
         initial=initial,
         states=states,
         machine=machine,
+        anywhere=anywhere,
         start=start,
         expire=fields["expire"],
         description=fields["description"],
@@ -285,8 +300,20 @@ def _build_dialogue(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> A
 Problem = tuple[str, str] | tuple[str, str, int, str]
 
 
-def _check_graph(name: str, mode: str, initial: str, states: dict[str, m.State]) -> list[Problem]:
+def _check_graph(
+    name: str,
+    mode: str,
+    initial: str,
+    states: dict[str, m.State],
+    anywhere: tuple[m.Transition, ...] = (),
+) -> list[Problem]:
     problems: list[Problem] = []
+    for index, t in enumerate(anywhere):
+        for target, key in ((t.goto, "goto"), (t.then, "then")):
+            if target is not None and target not in states:
+                problems.append(
+                    ("", f"{key} names unknown state {target!r}", t.line, f".any[{index}].{key}")
+                )
     if initial not in states:
         return [("", f"initial state {initial!r} does not exist")]
     targets: dict[str, list[str]] = {}
@@ -302,7 +329,12 @@ def _check_graph(name: str, mode: str, initial: str, states: dict[str, m.State])
             outs.append((state.wait.goto, "wait.goto", None))
         if isinstance(state.block, m.Transfer) and state.block.on_failure:
             outs.append((state.block.on_failure, "transfer.on_failure", None))
+        if state.waits:
+            for t in anywhere:
+                outs += [(x, "", -1) for x in (t.goto, t.then) if x]
         for target, key, where in outs:
+            if where == -1:
+                continue  # an any: target, checked once above
             if target not in states:
                 message = f"{key.rsplit('.', 1)[-1]} names unknown state {target!r}"
                 problems.append(
@@ -378,6 +410,15 @@ DIALOGUE: Final = Obj(
             Duration("SMS: a conversation ends after this long without a message."), default=86400.0
         ),
         "states": Field(StatesSpec(), required=True),
+        "any": Field(
+            ListOf(
+                TRANSITION,
+                "Transitions tried in every state that waits for input, before the state's "
+                "own (a CANCEL, MENU or AGENT that works everywhere). While the dialogue is "
+                "active they also win over the compliance words (all but STOP).",
+                single=False,
+            )
+        ),
     },
     "A multi-step conversation.",
     build=_build_dialogue,

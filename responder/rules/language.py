@@ -32,6 +32,7 @@ from responder.rules.spec import (
 )
 from responder.rules.terms import (
     HOIIO_MSG_MAX,
+    OLD_STATUSES,
     PROVIDER_NAMES,
     SMS_TEXT_MAX,
     TEXTIT_REPLY_MAX,
@@ -212,7 +213,11 @@ def _one_of(getter: Any, description: str, name: str) -> Spec:
             parsed = ListOf(Str()).parse(value, line, ctx, path)
             if parsed is INVALID:
                 return INVALID
-            return c.OneOfCondition(getter, _folded(parsed), name)
+            values = _folded(parsed)
+            if name == "status":
+                # The old spelling keeps working (``check`` warns): Hoiio says unanswered.
+                values |= {OLD_STATUSES[v] for v in values if v in OLD_STATUSES}
+            return c.OneOfCondition(getter, values, name)
 
         def schema(self, defs: Defs | None = None) -> dict[str, Any]:
             return {"description": description, **ListOf(Str()).schema(defs)}

@@ -15,6 +15,7 @@ from responder.errors import Problem, RulesError
 from responder.matching.calendars import Calendar
 from responder.matching.compliance import Compliance
 from responder.rules.file import FILE
+from responder.rules.lint import lint
 from responder.rules.model import Rule, RuleSet
 from responder.rules.spec import INVALID, Ctx
 from responder.rules.yamlnodes import load
@@ -199,13 +200,14 @@ def _load_rules(paths: Iterable[str | Path], templates: Templates) -> RuleSet:
     problems.extend(_unknown_calendars(calendar_refs, calendars))
     if problems:
         raise RulesError(problems)
-    return RuleSet.build(
+    ruleset = RuleSet.build(
         rules,
         [str(f) for f in files],
         list(dialogues.values()),
         compliance,
         list(calendars.values()),
     )
+    return dataclasses.replace(ruleset, warnings=tuple(lint(ruleset)))
 
 
 def _unknown_calendars(

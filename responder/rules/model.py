@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from responder.actions.model import Hangup, Http, Reply, Sms
 from responder.dialogues.model import Dialogue
+from responder.errors import Problem
 from responder.events import Event
 from responder.matching.calendars import Calendar
 from responder.matching.compliance import Compliance
@@ -53,6 +54,8 @@ class RuleSet:
     compliance: Compliance = field(default_factory=Compliance)
     calendars: Mapping[str, Calendar] = field(default_factory=dict)
     index: Mapping[str, KindIndex[Rule]] = field(default_factory=dict)
+    # What `check` warns about: rules that load but cannot do what they seem to say.
+    warnings: tuple[Problem, ...] = ()
 
     @classmethod
     def build(

@@ -20,6 +20,9 @@ PROVIDER_NAMES: Final = ["textit", "hoiio"]
 TEXTIT_REPLY_MAX: Final = 480
 HOIIO_MSG_MAX: Final = 1000
 SMS_TEXT_MAX: Final = 640
+# Hoiio's dial and transfer statuses are answered, unanswered, failed and busy; an older
+# spelling is read as Hoiio's name for it.
+OLD_STATUSES: Final = {"no_answer": "unanswered", "noanswer": "unanswered"}
 
 _KIND_PATTERN = re.compile(r"[a-z*?]+(\.[a-z*?]+)?")
 

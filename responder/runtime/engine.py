@@ -28,7 +28,7 @@ from responder.dialogues.runner import ENDED_KINDS, Env, Runner, Step
 from responder.errors import StepError, TemplateError
 from responder.events import Event
 from responder.matching.compliance import Compliance, event_contact
-from responder.matching.conditions import Captures, Scope
+from responder.matching.conditions import Captures, Scope, words
 from responder.outbound import HitLimit, OutboundCall
 from responder.rules.model import Rule, RuleSet
 from responder.runtime.guard import TIMEOUT_KIND, Guard, own_counts
@@ -177,6 +177,10 @@ class Engine:
         conv_key = _decision_key(event, app_state)
         existing = await reader.get_conversation(conv_key) if conv_key else None
         keyword = rules.compliance.keyword(event)
+        if keyword is not None and self._anywhere_wins(
+            rules, event, key, existing, now_ts, scope, context
+        ):
+            keyword = None  # the active dialogue's any: transition takes the word
         if keyword in ("stop", "start") or (keyword == "help" and rules.compliance.help_reply):
             return self._keyword(rules.compliance, keyword, event, key, existing, now_ts)
         opted: list[bool] = []  # looked up once, only when a dialogue needs to know
@@ -227,6 +231,26 @@ class Engine:
         return await self._match_rules(
             rules, event, key, now_ts, scope, context, conv_key, existing, opted_out, reader
         )
+
+    def _anywhere_wins(
+        self,
+        rules: RuleSet,
+        event: Event,
+        key: str,
+        existing: Conversation | None,
+        now_ts: float,
+        scope: Scope,
+        context: Callable[[], Mapping[str, Any]],
+    ) -> bool:
+        """Whether a compliance word goes to the contact's active SMS dialogue instead: one
+        of its ``any:`` transitions takes it. STOP itself always opts out."""
+        if existing is None or not _is_sms(existing) or not existing.active(now_ts):
+            return False
+        dialogue = rules.dialogues.get(existing.dialogue)
+        if dialogue is None or not dialogue.anywhere or words(event.text or "") == ("stop",):
+            return False
+        env = Env(event, key, now_ts, scope, context())
+        return self.runner.takes_anywhere(dialogue, existing, env)
 
     def _test(self, when: Any, event: Event, scope: Scope, what: str) -> Captures | None:
         try:
@@ -334,22 +358,33 @@ class Engine:
             return NOTHING if prefix is None else prefix
         reply_text = prefix.reply_text if prefix else None
         calls = list(prefix.calls) if prefix else []
-        texts = list(step.texts)
+        name = f"dialogue:{step.conversation.dialogue}"
+        blanks = list(prefix.blanks) if prefix else []
+        blanks += [name] * step.blanks
+        texts = []
+        for text in step.texts:
+            if render.blank(text):
+                log.warning("%s: a text rendered empty; not sent", name)
+                blanks.append(name)
+            else:
+                texts.append(text)
         if texts and reply_text is None and _can_reply(event):
             reply_text = texts.pop(0)
         for text in texts:
-            step.calls.append(self.runner.text_call(env, step, text))
+            call = self.runner.text_call(env, step, text)
+            if call is not None:
+                step.calls.append(call)
         calls.extend(step.calls)
         if event.provider == "hoiio" and reply_text is not None and prefix is None:
-            calls.append(
-                render.text_call(
-                    key=f"{env.event_key}#r",
-                    via="hoiio",
-                    to=event.contact or "",
-                    text=reply_text,
-                    rule=f"dialogue:{step.conversation.dialogue}",
-                )
+            reply = render.text_call(
+                key=f"{env.event_key}#r",
+                via="hoiio",
+                to=event.contact or "",
+                text=reply_text,
+                rule=name,
             )
+            if reply is not None:
+                calls.append(reply)
             reply_text = None
         return Outcome(
             reply_text=reply_text,
@@ -366,6 +401,7 @@ class Engine:
             timer=step.timer,
             transition=(step.conversation.dialogue, source, step.conversation.state),
             moves=tuple((step.conversation.dialogue, *move) for move in step.moves),
+            blanks=tuple(blanks),
         )
 
     async def handle_timer(self, timer: Timer) -> tuple[Outcome, str]:
@@ -436,6 +472,7 @@ class Engine:
         matched: list[str] = []
         limited: list[str] = []
         errors: list[str] = []
+        blanks: list[str] = []
         reply_rule = ""
         start: tuple[str, Captures] | None = None
         for rule in candidates:
@@ -457,7 +494,9 @@ class Engine:
                 hits.append(limit_key)
                 limits.append(HitLimit(limit_key, now_ts - rule.limit.every, rule.limit.count))
             try:
-                produced = self._run(rule, event, key, captures, context(), len(calls))
+                produced = self._run(
+                    rule, event, key, captures, context(), len(calls), blanks
+                )
             except TemplateError as exc:
                 if rule.limit is not None:
                     hits.pop()
@@ -489,6 +528,7 @@ class Engine:
             limited=tuple(limited),
             errors=tuple(errors),
             limits=tuple(limits),
+            blanks=tuple(blanks),
         )
         if start is not None:
             dialogue = rules.dialogues[start[0]]
@@ -514,15 +554,15 @@ class Engine:
         calls = list(outcome.calls)
         errors = list(outcome.errors)
         if event.contact:
-            calls.append(
-                render.text_call(
-                    key=f"{key}#{len(calls)}",
-                    via="hoiio",
-                    to=event.contact,
-                    text=outcome.reply_text,
-                    rule=reply_rule,
-                )
+            reply = render.text_call(
+                key=f"{key}#{len(calls)}",
+                via="hoiio",
+                to=event.contact,
+                text=outcome.reply_text,
+                rule=reply_rule,
             )
+            if reply is not None:
+                calls.append(reply)
         else:
             errors.append(f"rule {reply_rule!r}: reply has no recipient (no contact)")
             log.error("rule %r: cannot reply by SMS: the event has no contact", reply_rule)
@@ -536,11 +576,16 @@ class Engine:
         captures: Captures,
         base: Mapping[str, Any],
         offset: int,
+        blanks: list[str],
     ) -> tuple[str | None, dict[str, Any] | None, list[OutboundCall]]:
         ctx = dict(base)
         ctx["captures"] = dict(captures)
         ctx["rule"] = rule.name
         text, variables = render.reply(rule.reply, ctx) if rule.reply is not None else (None, None)
+        if render.blank(text):
+            log.warning("rule %r: its reply text rendered empty; not sent", rule.name)
+            blanks.append(rule.name)
+            text = None
         calls: list[OutboundCall] = []
 
         def next_key() -> str:
@@ -558,17 +603,19 @@ class Engine:
                 )
             )
         for sms in rule.sms:
-            calls.append(
-                render.sms(
-                    sms,
-                    ctx,
-                    key=next_key(),
-                    rule=rule.name,
-                    contact=event.contact,
-                    urn=event.urn,
-                    provider=event.provider,
-                )
+            call = render.sms(
+                sms,
+                ctx,
+                key=next_key(),
+                rule=rule.name,
+                contact=event.contact,
+                urn=event.urn,
+                provider=event.provider,
             )
+            if call is None:
+                blanks.append(rule.name)
+            else:
+                calls.append(call)
         for http in rule.http:
             calls.append(
                 render.http(http, ctx, key=next_key(), rule=rule.name, contact=event.contact)

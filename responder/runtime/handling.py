@@ -101,13 +101,14 @@ class Handling:
                 response = StoredResponse(reply.status, reply.content_type, reply.body)
                 commit = _commit(key, response, outcome, self.clock(), self.ttl)
                 try:
-                    stored, fresh = await self.store.commit(commit)
+                    stored, fresh = await self.engine.store.commit(commit)
                 except ConflictError as exc:
                     # Another process moved the conversation on, or used up a limit this
                     # decision counted on: decide again from the new state.
                     log.info("conflict on %s (attempt %d): %s", key, attempt, exc)
                     continue
-                self._woken(outcome, fresh)
+                if fresh and outcome.calls:
+                    self._wake(outcome)
                 return Handled(stored, outcome, commit, fresh, begun, decided, time.perf_counter())
         raise StoreError(f"conversation kept changing under {key}; gave up")
 
@@ -120,15 +121,17 @@ class Handling:
             decided = time.perf_counter()
             commit = _commit(key, NO_RESPONSE, outcome, self.clock(), self.ttl)
             try:
-                stored, fresh = await self.store.commit(commit)
+                stored, fresh = await self.engine.store.commit(commit)
             except ConflictError as exc:
                 log.info("timer %s raced a message; offered again later: %s", timer.key, exc)
                 return Handled(NO_RESPONSE, begun=begun, decided=decided)
-        self._woken(outcome, fresh)
+        if fresh and outcome.calls:
+            self._wake(outcome)
         return Handled(stored, outcome, commit, fresh, begun, decided, time.perf_counter())
 
-    def _woken(self, outcome: Outcome, fresh: bool) -> None:
-        if fresh and outcome.calls and self.wake is not None:
+    def _wake(self, outcome: Outcome) -> None:
+        """Tell the delivery worker of calls a fresh commit queued."""
+        if self.wake is not None:
             self.wake(sum(is_ivr_step(call) for call in outcome.calls))
 
 

@@ -32,6 +32,8 @@ class Outcome:
     limits: tuple[HitLimit, ...] = ()  # the limits ``hits`` were counted against
     # (dialogue, source, trigger, destination) of every move a dialogue step made
     moves: tuple[tuple[str, str, str, str], ...] = ()
+    # rules (or "dialogue:NAME") whose reply or SMS text rendered blank: not sent
+    blanks: tuple[str, ...] = ()
 
 
 NOTHING = Outcome()

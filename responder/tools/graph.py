@@ -76,6 +76,10 @@ def edges(dialogue: m.Dialogue) -> list[tuple[str, str, str | None]]:
         name = state.name
         block = state.block
         catches_all = any(t.otherwise for t in state.on)
+        if state.waits:
+            for transition in dialogue.anywhere:
+                label = "(any state) " + describe(transition.when)
+                add(name, label, transition.goto, transition.max_visits, transition.then)
         for transition in state.on:
             label = "otherwise" if transition.otherwise else describe(transition.when)
             add(name, label, transition.goto, transition.max_visits, transition.then)

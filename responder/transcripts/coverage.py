@@ -8,6 +8,7 @@ from responder.dialogues.model import Dialogue, edges
 from responder.rules.model import RuleSet
 
 Transition = tuple[str, str, str, str]  # dialogue, source, trigger, destination
+ANYWHERE = "*"  # the source of a dialogue's any: transitions
 
 
 @dataclass(slots=True)
@@ -26,9 +27,11 @@ class Coverage:
         for dialogue in ruleset.dialogues.values():
             name = dialogue.name
             coverage.states.update((name, state) for state in dialogue.states)
-            all_edges = edges(dialogue.states)
+            all_edges = edges(dialogue.states, dialogue.anywhere)
             coverage.transitions.update(
-                (name, s, t, d) for s, t, d in all_edges if _reachable(dialogue, all_edges, s, t)
+                (name, _source(s, t), t, d)
+                for s, t, d in all_edges
+                if _reachable(dialogue, all_edges, s, t)
             )
         return coverage
 
@@ -43,7 +46,7 @@ class Coverage:
         self.hit_rules.update(name for name in matched if name in self.rules)
         self.hit_states.update(visited & self.states)
         for dialogue, source, trigger, destination in moves or ():
-            self.hit_transitions.add((dialogue, source, trigger, destination))
+            self.hit_transitions.add((dialogue, _source(source, trigger), trigger, destination))
             self.hit_states.add((dialogue, destination))
 
     def merge(self, other: Coverage) -> None:
@@ -66,10 +69,15 @@ class Coverage:
         out = [f"rule {name}" for name in sorted(self.rules - self.hit_rules)]
         out += [f"state {d}.{s}" for d, s in sorted(self.states - self.hit_states)]
         out += [
-            f"transition {d}: {s} -> {dest} ({_how(t)})"
+            f"transition {d}: {'any state' if s == ANYWHERE else s} -> {dest} ({_how(t)})"
             for d, s, t, dest in sorted(self.transitions - self.hit_transitions)
         ]
         return out
+
+
+def _source(source: str, trigger: str) -> str:
+    """An ``any:`` transition is one transition, whichever state it is taken from: ``*``."""
+    return ANYWHERE if trigger.startswith("any:") else source
 
 
 def _reachable(
@@ -113,6 +121,9 @@ def summary(counts: dict[str, tuple[int, int]]) -> str:
 
 def _how(trigger: str) -> str:
     """A trigger (``menu:2:then``) in words."""
+    if trigger.startswith("any:"):
+        index, *rest = trigger.split(":")[1:]
+        return ", ".join([f"any[{index}]", *("after max_visits" for _ in rest)])
     parts = trigger.split(":")[1:]
     words = {
         "next": "next",

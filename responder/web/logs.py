@@ -87,7 +87,8 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         # Webhook fields (ids, numbers, texts) reach messages: a CR or LF among them must not
         # start a forged line. A traceback, added after this, keeps its lines.
-        return one_line(super().formatMessage(record))
+        line = self._style.format(record)
+        return line if line.isprintable() else one_line(line)
 
 
 def utc_millis(created: float) -> str:

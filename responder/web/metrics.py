@@ -110,6 +110,13 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.blank_texts = CachedCounter(
+            "responder_blank_texts",
+            "Replies and SMS not sent because their text rendered blank, by rule "
+            "(dialogue:NAME for a dialogue's)",
+            ["rule"],
+            registry=r,
+        )
         self.transitions = CachedCounter(
             "responder_dialogue_transitions",
             "Dialogue steps, by dialogue, the state left and the state entered",

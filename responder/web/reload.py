@@ -172,4 +172,6 @@ class Reloader:
         warning = public_url_warning(self.engine.runner.public_url, loaded)
         if warning:
             log.warning("%s", warning)
+        for problem in loaded.warnings:
+            log.warning("%s", problem)
         return True

@@ -253,6 +253,8 @@ def _count(metrics: Metrics, event: Event, outcome: Outcome, fresh: bool) -> Non
             metrics.rule_matches.labels(name).inc()
     for name in outcome.limited:
         metrics.rule_limited.labels(name).inc()
+    for name in outcome.blanks:
+        metrics.blank_texts.labels(name).inc()
     if outcome.errors:
         metrics.errors.inc(len(outcome.errors))
     if outcome.transition is not None:
@@ -285,8 +287,14 @@ def _handled(
 
 async def healthz(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
+    rules = engine.rules
     return web.json_response(
-        {"status": "ok", "version": __version__, "rules": len(engine.rules.rules)}
+        {
+            "status": "ok",
+            "version": __version__,
+            "rules": len(rules.rules),
+            "dialogues": len(rules.dialogues),
+        }
     )
 
 
@@ -337,6 +345,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     ivr_warning = public_url_warning(settings.public_url, engine.rules)
     if ivr_warning:
         log.warning("%s", ivr_warning)
+    for problem in engine.rules.warnings:
+        log.warning("%s", problem)
     delivery = Delivery(
         store,
         MeteredSender(settings, session, app[METRICS]),

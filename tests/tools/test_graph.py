@@ -71,8 +71,11 @@ def test_every_edge_of_the_model_is_drawn() -> None:
     assert "s6_comment --> s8_thanks : only none|nothing" in edges
     assert "s8_thanks --> [*] : completed" in edges
     assert "s9_gave_up --> [*] : no answer" in edges
+    # The dialogue's any: transition, from every state that waits for an answer.
+    assert "s3_recommend --> s10_cancelled : (any state) only cancel|quit" in edges
+    assert "s8_thanks --> s10_cancelled : (any state) only cancel|quit" not in edges
     # Every state is declared once, with a Mermaid-safe id.
-    assert len(re.findall(r'^    state "', diagram, re.M)) == 10
+    assert len(re.findall(r'^    state "', diagram, re.M)) == 11
     assert 'state "rating-again" as s1_rating_again' in diagram
 
 
