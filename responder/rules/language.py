@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from responder.actions import model as actions
+from responder.actions.sms_parts import GSM_LIMIT, UNICODE_LIMIT, hoiio_size
 from responder.events import KINDS, Event
 from responder.matching import conditions as c
 from responder.rules import model
@@ -417,6 +418,22 @@ REPLY: Final = Obj(
     min_keys=1,
 )
 
+def _build_sms(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
+    text = fields["text"]
+    if fields["via"] == "hoiio" and "{" not in text.source:
+        # A fixed text must fit one Hoiio send: 3 parts (459 GSM characters, or 201 when
+        # the text needs unicode). Rendered texts over it are cut when sent.
+        size, limit = hoiio_size(text.source)
+        if size > limit:
+            return ctx.error(
+                ctx.key_lines.get("text", line),
+                f"{path}.text" if path else "text",
+                f"text is {size} characters; Hoiio sends at most 3 parts, {limit} characters "
+                f"({GSM_LIMIT} in the GSM alphabet, {UNICODE_LIMIT} when it needs unicode)",
+            )
+    return actions.Sms(text, fields["to"], fields["via"])
+
+
 SMS: Final = Obj(
     {
         "text": Field(TemplateSpec("Message text.", max_len=SMS_TEXT_MAX), required=True),
@@ -424,7 +441,7 @@ SMS: Final = Obj(
         "via": Field(Enum(PROVIDER_NAMES, "Provider API to send with; default the event's.")),
     },
     "Send an SMS through the provider API.",
-    build=lambda f, line, ctx, path: actions.Sms(f["text"], f["to"], f["via"]),
+    build=lambda f, line, ctx, path: _build_sms(f, line, ctx, path),
 )
 
 HANGUP: Final = Obj(
