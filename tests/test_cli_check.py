@@ -149,14 +149,20 @@ def test_valid_directory(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_check(capsys, VALID)
     assert code == 0, out
     # README.md is not a rule file; flows/30_survey.yaml is found recursively; .yml counts.
-    assert out == "ok: 6 rule(s) and 0 dialogue(s) in 3 file(s)\n"
+    # The 'stop' rule is a trap (compliance answers STOP first): warned about, not refused.
+    *warnings, last = out.splitlines()
+    assert last == "ok: 6 rule(s) and 0 dialogue(s) in 3 file(s), 2 warning(s)"
+    assert [w.split(": warning: ")[1][:29] for w in warnings] == [
+        "rule 'stop' matches 'stop', a",
+        "rule 'stop' matches 'unsubscr",
+    ]
     assert err == ""
 
 
 def test_several_valid_paths(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_check(capsys, VALID / "10_sms.yaml", VALID / "20_ivr.yml")
     assert code == 0
-    assert out == "ok: 5 rule(s) and 0 dialogue(s) in 2 file(s)\n"
+    assert out.endswith("ok: 5 rule(s) and 0 dialogue(s) in 2 file(s), 2 warning(s)\n")
 
 
 def test_missing_path_is_reported(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -71,8 +71,7 @@ def text_call(
         if fitted != text:
             size, limit = hoiio_size(text)
             log.warning(
-                "%s: the SMS text is %d characters, more than the %d of 3 Hoiio parts; "
-                "cut to fit",
+                "%s: the SMS text is %d characters, more than the %d of 3 Hoiio parts; cut to fit",
                 rule,
                 size,
                 limit,
@@ -106,8 +105,8 @@ def sms(
     urn: str | None,
     provider: str,
 ) -> OutboundCall | None:
-    """An ``sms:`` action (None when its text is blank). Without ``to`` it goes to ``contact`` (at ``urn`` when the event
-    named one); without ``via``, through ``provider``."""
+    """An ``sms:`` action (None when its text is blank). Without ``to`` it goes to
+    ``contact`` (at ``urn`` when the event named one); without ``via``, through ``provider``."""
     text = action.text.render(context)
     if action.to is not None:
         to, urn = action.to.render(context).strip(), None

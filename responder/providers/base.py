@@ -251,6 +251,8 @@ def first(values: Mapping[str, str], *names: str) -> str | None:
     """The first non-empty value among ``names`` (aliases of one field)."""
     for name in names:
         value = values.get(name)
-        if value is not None and value.strip() != "":
-            return value.strip()
+        if value:
+            value = value.strip()
+            if value:
+                return value
     return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -54,9 +53,6 @@ MAX_REPLY_TEXT: Final = 480
 # An anonymous workspace sends ``phone=********`` for every contact (RapidPro
 # ContactURN.ANON_MASK). No phone number or URN path holds a '*', so one that does is masked.
 MASK_CHAR: Final = "*"
-# A channel's database id, as ``relayer`` (and ``channel``) carry it; ``-1`` or empty when
-# the event has no channel.
-_CHANNEL_ID: Final = re.compile(r"[1-9][0-9]{0,17}")
 _TIME_FORMATS: Final = ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S")
 
 
@@ -375,9 +371,16 @@ def _address(event: Event) -> tuple[str, str] | None:
 
 
 def _channel_id(event: Event) -> int | None:
-    """The channel the event came through, as the reply's ``channel`` names it (its id)."""
+    """The channel the event came through, as the reply's ``channel`` names it: its database
+    id, as ``relayer`` (and ``channel``) carry it (``-1`` or empty when there is none)."""
     relayer = first(event.raw, "relayer", "channel")
-    if relayer is None or not _CHANNEL_ID.fullmatch(relayer):
+    # A positive integer of at most 18 digits (no sign, no leading zero, ASCII digits only).
+    if (
+        relayer is None
+        or not (relayer.isascii() and relayer.isdigit())
+        or relayer[0] == "0"
+        or len(relayer) > 18
+    ):
         return None
     return int(relayer)
 

@@ -418,6 +418,7 @@ REPLY: Final = Obj(
     min_keys=1,
 )
 
+
 def _build_sms(fields: dict[str, Any], line: int, ctx: Ctx, path: str) -> Any:
     text = fields["text"]
     if fields["via"] == "hoiio" and "{" not in text.source:

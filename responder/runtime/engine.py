@@ -494,9 +494,7 @@ class Engine:
                 hits.append(limit_key)
                 limits.append(HitLimit(limit_key, now_ts - rule.limit.every, rule.limit.count))
             try:
-                produced = self._run(
-                    rule, event, key, captures, context(), len(calls), blanks
-                )
+                produced = self._run(rule, event, key, captures, context(), len(calls), blanks)
             except TemplateError as exc:
                 if rule.limit is not None:
                     hits.pop()

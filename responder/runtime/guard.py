@@ -156,12 +156,11 @@ class Guard:
                 )
                 call = defer(call, quiet_end)
             calls.append(call)
-        result = replace(
-            outcome,
-            reply_text=reply_text,
-            calls=tuple(calls),
-            hits=outcome.hits + tuple(hits),
-            limits=outcome.limits + tuple(limits),
+        result = outcome.guarded(
+            reply_text,
+            tuple(calls),
+            outcome.hits + tuple(hits),
+            outcome.limits + tuple(limits),
         )
         return _end_undialled(result, outcome.calls, dropped, now)
 

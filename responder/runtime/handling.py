@@ -8,8 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from responder.appstate import AppState
 from responder.conversations import Timer
@@ -38,9 +37,9 @@ def conversation_key(event: Event) -> str:
     return conversation_key_of(event.channel, event.contact or event.contact_uuid, None)
 
 
-@dataclass(frozen=True, slots=True)
-class Handled:
-    """What handling one event came to.
+class Handled(NamedTuple):
+    """What handling one event came to (a named tuple: one is made for every webhook, and a
+    frozen dataclass costs a call per field to make).
 
     ``outcome`` and ``commit`` are None when the event had been handled before (its stored
     ``response`` is given again) or, for a timer, when its firing lost a race. ``fresh`` is

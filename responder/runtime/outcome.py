@@ -35,5 +35,33 @@ class Outcome:
     # rules (or "dialogue:NAME") whose reply or SMS text rendered blank: not sent
     blanks: tuple[str, ...] = ()
 
+    def guarded(
+        self,
+        reply_text: str | None,
+        calls: tuple[OutboundCall, ...],
+        hits: tuple[str, ...],
+        limits: tuple[HitLimit, ...],
+    ) -> Outcome:
+        """This outcome as the guard lets it out: ``dataclasses.replace`` spelled out, as it
+        runs for every webhook that sends anything (replace inspects every field each time)."""
+        return Outcome(
+            reply_text=reply_text,
+            variables=self.variables,
+            calls=calls,
+            hits=hits,
+            matched=self.matched,
+            limited=self.limited,
+            errors=self.errors,
+            conversation=self.conversation,
+            expected_version=self.expected_version,
+            timer=self.timer,
+            opt_outs=self.opt_outs,
+            exempt=self.exempt,
+            transition=self.transition,
+            limits=limits,
+            moves=self.moves,
+            blanks=self.blanks,
+        )
+
 
 NOTHING = Outcome()

@@ -222,7 +222,7 @@ async def test_a_template_error_is_reported_and_makes_no_calls(tmp_path: Path) -
           - name: broken
             on: sms.received
             limit: {per_contact: 1, every: 1h}
-            reply: {text: "Your order {{ values.missing.value }}"}
+            reply: {text: "Your order {{ captures.missing.value }}"}
             sms: {text: "ping", to: "+6580000000"}
             http: {url: "https://example.com/hook"}
         """,

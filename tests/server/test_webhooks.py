@@ -123,7 +123,7 @@ async def test_render_error_still_answers(make_client, tmp_path: Path, caplog) -
         rules:
           - name: fragile
             on: sms.received
-            reply: {text: "{{ values.colour.value }}"}
+            reply: {text: "{{ captures.colour.value }}"}
     """,
     )
     client = await make_client(rules)

@@ -201,7 +201,7 @@ def test_data_in_values_and_raw_event_is_literal(templates: Templates) -> None:
     "source",
     [
         "{{ captures.order }}",
-        "{{ values.missing.category }}",
+        "{{ vars.missing.category }}",
         "{{ flow.name }}",
         "{% if captures.order %}yes{% endif %}",
     ],
@@ -210,6 +210,21 @@ def test_strict_undefined_fails_at_render(templates: Templates, source: str) -> 
     template = templates.template(source)
     with pytest.raises(TemplateError, match="UndefinedError"):
         template.render(context())
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("[{{ values.missing.category }}]", "[]"),
+        ("[{{ values.missing }}]", "[]"),
+        ("{{ values.missing.value | default('none') }}", "none"),
+        ("{{ 'yes' if values.missing.value else 'no' }}", "no"),
+    ],
+)
+def test_a_flow_value_not_collected_renders_blank(
+    templates: Templates, source: str, expected: str
+) -> None:
+    assert templates.template(source).render(context()) == expected
 
 
 def test_undefined_can_be_guarded(templates: Templates) -> None:
