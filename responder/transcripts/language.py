@@ -25,6 +25,9 @@ from responder.rules.spec import (
     Str,
 )
 
+# Hoiio's names for a transfer's or a dial's result.
+HOIIO_RESULTS = "answered, unanswered, failed or busy (Hoiio's words)"
+
 # Every limit has a number.
 MAX_TESTS: Final = 500  # tests in one transcript file
 MAX_STEPS: Final = 500  # steps in one test
@@ -383,8 +386,8 @@ STEP: Final = Obj(
                 (str, Str("The recording's URL.")),
             )
         ),
-        "transfer": Field(Str("Result of the pending transfer: answered, busy, no_answer...")),
-        "dial": Field(Str("Result of the pending outbound call: answered, busy, no_answer...")),
+        "transfer": Field(Str(f"Result of the pending transfer: {HOIIO_RESULTS}.")),
+        "dial": Field(Str(f"Result of the pending outbound call: {HOIIO_RESULTS}.")),
         "played": Field(Bool("The pending IVR play block finished.")),
         "hangup": Field(Bool("The caller hangs up.")),
         "flow": Field(FLOW),
