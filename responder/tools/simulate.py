@@ -163,7 +163,7 @@ class Simulator:
                 return 1
             endpoint = block.path.removeprefix("/open/")
             msg = block.params.get("msg", "")
-            if msg:
+            if msg and endpoint != "sms/send":  # an SMS is shown once, as an SMS, below
                 self._say(f"bot says> {msg}")
             notify = block.params.get("notify_url")
             if endpoint == "ivr/end/hangup":

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 
 from responder.rules.loader import load_rules
 from responder.tools.simulate import Simulator
-from tests.conftest import REPO
+from tests.conftest import REPO, write_rules
 
 
 def lines(*items: str) -> Callable[[], str]:
@@ -51,3 +52,32 @@ async def test_sms_mode_replies_and_captures_http_calls() -> None:
     assert "bot> Thanks! We are looking up order 123456" in text
     # The rule's webhook went to the simulator's capture server, not to the internet.
     assert "(call POST /https://orders.example.com/lookups {'order': '123456'" in text
+
+
+async def test_call_mode_shows_an_sms_sent_from_an_ivr_state_once_as_an_sms(
+    tmp_path: Path,
+) -> None:
+    rules = write_rules(
+        tmp_path,
+        """
+        dialogues:
+          - name: menu
+            start: {on: ivr.answer}
+            states:
+              ask:
+                gather: {say: "Press 1 for a text.", max_digits: 1}
+                on: [{digits: "1", goto: text}]
+              text:
+                say: "Sending it now."
+                sms: [{text: "Our address: 1 Main Street", via: hoiio}]
+                next: bye
+              bye: {hangup: {say: "Goodbye."}}
+        """,
+    )
+    out = io.StringIO()
+    sim = Simulator(load_rules([rules]), out, lines("1"), provider="hoiio")
+    assert await sim.run(call=True) == 0
+    text = out.getvalue()
+    assert text.count("Our address: 1 Main Street") == 1
+    assert "(SMS to " in text
+    assert "bot says> Our address" not in text
