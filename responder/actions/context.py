@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from jinja2 import ChainableUndefined
 
@@ -19,6 +19,11 @@ class FlowValues(dict[str, Any]):
 
     def __missing__(self, key: str) -> Any:
         return ChainableUndefined(name=f"values.{key}")
+
+
+# The values of an event that has none (most): one shared mapping, which templates cannot
+# change (the sandbox refuses every mutating method).
+NO_VALUES: Final = FlowValues()
 
 
 def template_context(
@@ -45,7 +50,9 @@ def template_context(
                 key: {"label": v.label, "category": v.category, "value": v.value, "text": v.text}
                 for key, v in event.values.items()
             }
-        ),
+        )
+        if event.values
+        else NO_VALUES,
         "flow": {
             "id": flow.id,
             "uuid": flow.uuid,

@@ -580,7 +580,7 @@ class Engine:
         ctx["captures"] = dict(captures)
         ctx["rule"] = rule.name
         text, variables = render.reply(rule.reply, ctx) if rule.reply is not None else (None, None)
-        if render.blank(text):
+        if text is not None and not text.strip():
             log.warning("rule %r: its reply text rendered empty; not sent", rule.name)
             blanks.append(rule.name)
             text = None
