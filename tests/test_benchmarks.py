@@ -10,7 +10,13 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 # Run by the others, not on their own.
-HELPERS = {"http_setup.py", "http_load.py", "http_floor.py", "handler_request.py"}
+HELPERS = {
+    "http_setup.py",
+    "http_load.py",
+    "http_floor.py",
+    "handler_request.py",
+    "open_loop.py",
+}
 
 
 def test_the_helpers_are_what_they_say() -> None:

@@ -13,7 +13,7 @@ from responder.errors import DeliveryError, StoreError
 from responder.outbound import OutboundCall, OutboxItem, is_ivr_step
 from responder.policy import IVR_MAX_AGE, DeliverySettings
 from responder.printable import one_line
-from responder.stores.base import Store
+from responder.stores.base import CALLER, Store
 
 from .limits import Held, Limits, Postponed
 from .sender import Sender, loggable_endpoint
@@ -68,6 +68,7 @@ class Delivery:
         self._wake.set()
 
     async def run(self) -> None:
+        CALLER.set("delivery")  # run is a task of its own: its claims count as delivery
         while self._accepting:
             self._wake.clear()
             try:
@@ -137,6 +138,7 @@ class Delivery:
             total += len(items)
 
     async def _deliver(self, item: OutboxItem) -> None:
+        CALLER.set("delivery")  # a task of its own (or drain_once's, all delivery)
         call = item.call
         claimed = self.clock()
         max_age = IVR_MAX_AGE if is_ivr_step(call) else self.settings.max_age

@@ -20,7 +20,7 @@ from responder.providers.base import Provider
 from responder.runtime.engine import Engine
 from responder.runtime.locks import KeyedLocks
 from responder.runtime.outcome import Outcome
-from responder.stores.base import Store
+from responder.stores.base import CALLER, Store
 
 log = logging.getLogger("responder.handling")
 
@@ -85,6 +85,7 @@ class Handling:
     ) -> Handled:
         """Handle a webhook's event once: a copy arriving while the first is handled waits
         for its stored response, and every later copy gets that response again."""
+        CALLER.set("webhook")  # this request's own task: its store round trips
         async with self.locks.hold(conversation_key(event)):
             begun = time.perf_counter()
             prepared = await self.engine.prepare(event, key, app_state)
@@ -114,6 +115,7 @@ class Handling:
     async def timer(self, timer: Timer) -> Handled:
         """Fire a due timer. A firing that races a message is left for later: its timer is
         still in the store and is offered again when its lease runs out."""
+        CALLER.set("timer")
         async with self.locks.hold(timer.key):
             begun = time.perf_counter()
             outcome, key = await self.engine.handle_timer(timer)

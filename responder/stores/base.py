@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from responder.conversations import Conversation, Timer
 from responder.outbound import Commit, OutboxItem, StoredResponse
 
 # A concurrency slot as ``take_slot`` took it: (slot name, holder).
 Slot = tuple[str, str]
+# Who is using the store: "webhook", "delivery", "timer" or "other". A networked backend
+# counts its round trips by it (``round_trips``), so a benchmark can tell what one webhook
+# and one delivered call cost.
+CALLER: Final[ContextVar[str]] = ContextVar("store_caller", default="other")
+
+
+def round_trips() -> Counter[str]:
+    """A fresh round-trip count by caller (empty for a backend that makes none)."""
+    return Counter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +71,8 @@ class Store(Protocol):
     ``commit`` is the only write of a webhook and is atomic: when the key is already
     recorded it writes nothing and returns the response stored first.
     """
+
+    round_trips: Counter[str]  # requests over the network, by CALLER
 
     async def open(self) -> None: ...
 

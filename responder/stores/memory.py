@@ -16,7 +16,7 @@ from responder.outbound import (
     is_ivr_step,
     lane_of,
 )
-from responder.stores.base import Depth, Slot, Snapshot, Wanted
+from responder.stores.base import Depth, Slot, Snapshot, Wanted, round_trips
 
 HIT_HORIZON = 31 * 86400.0  # hits older than this cannot matter to any limit
 
@@ -40,6 +40,7 @@ class _Row:
 
 class MemoryStore:
     def __init__(self) -> None:
+        self.round_trips = round_trips()  # none: it lives in this process
         self._responses: dict[str, tuple[StoredResponse, float]] = {}
         self._outbox: dict[str, _Row] = {}
         self._hits: dict[str, list[float]] = {}

@@ -25,7 +25,7 @@ from responder.outbound import (
     lane_of,
 )
 from responder.stores import redis_scripts as lua
-from responder.stores.base import Depth, Slot, Snapshot, Wanted
+from responder.stores.base import CALLER, Depth, Slot, Snapshot, Wanted, round_trips
 from responder.stores.memory import HIT_HORIZON
 from responder.stores.redis_url import describe, split_url, wants_cluster
 
@@ -73,6 +73,7 @@ class RedisStore:
         self.base = f"{{{self.prefix}}}:"
         self._redis: aioredis.Redis | RedisCluster | None = None
         self._scripts: dict[str, Any] = {}
+        self.round_trips = round_trips()
 
     async def open(self) -> None:
         if self._redis is not None:
@@ -132,6 +133,8 @@ class RedisStore:
         return self._redis
 
     async def _do(self, op: Awaitable[T]) -> T:
+        # Every request to Redis goes through here (a pipeline is one): a round trip.
+        self.round_trips[CALLER.get()] += 1
         try:
             return await op
         except MovedError as exc:

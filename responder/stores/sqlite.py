@@ -25,7 +25,7 @@ from responder.outbound import (
     is_ivr_step,
     lane_of,
 )
-from responder.stores.base import Depth, Slot, Snapshot, Wanted
+from responder.stores.base import Depth, Slot, Snapshot, Wanted, round_trips
 from responder.stores.memory import HIT_HORIZON
 from responder.stores.sqlite_batch import GroupCommit
 
@@ -247,6 +247,7 @@ def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredRespons
 class SqliteStore:
     def __init__(self, path: str) -> None:
         self.path = path
+        self.round_trips = round_trips()  # none: an embedded database in this process
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         # Point reads run on the event loop's thread, on a connection of their own: a read

@@ -184,6 +184,13 @@ class Metrics:
         self.conversations = CachedGauge(
             "responder_conversations_active", "Dialogue conversations in progress", registry=r
         )
+        self.round_trips = CachedGauge(
+            "responder_store_round_trips",
+            "Requests made to a networked store (Redis) since start, by who made them "
+            "(webhook, delivery, timer, other); read at scrape time",
+            ["caller"],
+            registry=r,
+        )
         for result in ("ok", "failed"):
             self.reloads.labels(result)
 
@@ -198,6 +205,8 @@ class Metrics:
         self.outbox.labels("dead").set(depth.outbox_dead)
         self.timers.set(depth.timers)
         self.conversations.set(depth.conversations)
+        for caller, count in store.round_trips.items():
+            self.round_trips.labels(caller).set(count)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from responder.errors import StoreError
 from responder.outbound import Commit, OutboundCall, StoredResponse
 from responder.stores import open_store
+from responder.stores.base import CALLER, Wanted
 from responder.stores.memory import HIT_HORIZON
 from responder.stores.redis import PURGE_BATCH, RedisStore
 from responder.stores.redis_url import split_url
@@ -150,4 +151,19 @@ async def test_purge_goes_in_batches_and_leaves_no_empty_keys(url: str) -> None:
         assert sorted(left) == [f"{store.base}seq".encode()]
     finally:
         await client.aclose()
+        await store.close()
+
+
+async def test_round_trips_are_counted_by_who_made_them(redis_url: str) -> None:
+    """One webhook's decision reads once and commits once; the count says so per caller."""
+    store = open_store(redis_url)
+    await store.open()
+    try:
+        CALLER.set("webhook")
+        before = store.round_trips["webhook"]
+        await store.snapshot(Wanted("k1", "textit:sms:+65", "+65", ()))
+        await store.commit(Commit(key="k1", response=StoredResponse(200, "text/plain", b"")))
+        assert store.round_trips["webhook"] - before == 2
+        assert store.round_trips["delivery"] == 0
+    finally:
         await store.close()
