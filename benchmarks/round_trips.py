@@ -39,9 +39,11 @@ async def metrics(url: str) -> dict[str, float]:
                 out[f"trips:{sample.labels['caller']}"] = sample.value
             elif sample.name == "responder_events_total":
                 out["webhooks"] = out.get("webhooks", 0.0) + sample.value
-            elif sample.name == "responder_outbound_calls_total":
-                if sample.labels.get("outcome") == "sent":
-                    out["delivered"] = out.get("delivered", 0.0) + sample.value
+            elif (
+                sample.name == "responder_outbound_calls_total"
+                and sample.labels.get("outcome") == "sent"
+            ):
+                out["delivered"] = out.get("delivered", 0.0) + sample.value
     return out
 
 
@@ -96,7 +98,9 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, fl
                             break
                         await asyncio.sleep(0.05)
 
-                    def delta(key: str, end: dict[str, float] = end) -> float:
+                    def delta(
+                        key: str, end: dict[str, float] = end, start: dict[str, float] = start
+                    ) -> float:
                         return end.get(key, 0.0) - start.get(key, 0.0)
 
                     webhooks, delivered = delta("webhooks"), delta("delivered")
