@@ -8,7 +8,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from responder.console.recent import Step
-from responder.console.views import console_of, render
+from responder.console.views import console_of, contact_query, render
 from responder.conversations import Conversation
 from responder.tools.graph import diagram
 from responder.web.server import ENGINE, STORE
@@ -20,7 +20,7 @@ LIMIT: Final = 100
 async def listing(request: web.Request) -> web.Response:
     console = console_of(request)
     masking = console.masking
-    contact = request.query.get("contact", "").strip() or None
+    contact = contact_query(request)
     found = await request.config_dict[STORE].find_conversations(contact, LIMIT)
     rows = [
         {

@@ -74,7 +74,6 @@ class Session:
             seen = await play(self.harness, Step(0, action, value))
         except StepFailed as exc:
             raise Refused(str(exc)) from None
-        self.used = time.monotonic()
         conversation = await self.harness.conversation_now()
         self.played.append(
             Played(
@@ -176,7 +175,11 @@ class Simulations:
         start = datetime.now(UTC).replace(second=0, microsecond=0)
         setup = Setup(provider, channel, contact, None, number, start, ZoneInfo("UTC"))
         session = Session(
-            f"{next(self._ids)}-{secrets.token_urlsafe(9)}", kind, Harness(rules, setup), rule_files
+            f"{next(self._ids)}-{secrets.token_urlsafe(9)}",
+            kind,
+            Harness(rules, setup),
+            rule_files,
+            used=self.monotonic(),
         )
         self._sessions[session.id] = session
         return session

@@ -67,6 +67,14 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def contact_query(request: web.Request) -> str | None:
+    """The ``contact`` searched for; a ``+`` typed into a URL by hand arrives as a space."""
+    raw = request.query.get("contact", "")
+    if raw[:1] == " " and raw[1:].strip().isdigit():
+        raw = "+" + raw[1:]
+    return raw.strip() or None
+
+
 def console_of(request: web.Request) -> Console:
     return request.config_dict[CONSOLE]
 

@@ -10,7 +10,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from responder.console.recent import Seen
-from responder.console.views import console_of, render
+from responder.console.views import console_of, contact_query, render
 from responder.tools.explain import tell
 from responder.web.server import ENGINE
 
@@ -19,7 +19,7 @@ LIMIT: Final = 200
 
 async def listing(request: web.Request) -> web.Response:
     console = console_of(request)
-    contact = request.query.get("contact", "").strip() or None
+    contact = contact_query(request)
     rows = []
     for seen in console.recent.webhooks():
         if contact is not None and seen.trace.event.contact != contact:

@@ -32,7 +32,8 @@ async def log_in(client: TestClient[Any, Any]) -> str:
     assert resp.status == 303, await resp.text()
     page = await (await client.get("/console/rules")).text()
     found = CSRF.search(page)
-    assert found and found.group(1), page[:500]
+    assert found, page[:500]
+    assert found.group(1), page[:500]
     return found.group(1)
 
 
