@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ class Recent:
         self._steps: OrderedDict[str, deque[Step]] = OrderedDict()
         self._logs: OrderedDict[str, list[LogLine]] = OrderedDict()
         self._unnamed = itertools.count(1)
+        # Log records may come from other threads (the SQLite store's, say).
+        self._log_lock = threading.Lock()
         self.handler = _Capture(self)
 
     # -- told by the server ----------------------------------------------------------------
@@ -90,13 +93,14 @@ class Recent:
         steps.append(step)
 
     def log(self, trace_id: str, line: LogLine) -> None:
-        lines = self._logs.get(trace_id)
-        if lines is None:
-            lines = self._logs[trace_id] = []
-            if len(self._logs) > WEBHOOKS:
-                self._logs.popitem(last=False)
-        if len(lines) < LOG_LINES:
-            lines.append(line)
+        with self._log_lock:
+            lines = self._logs.get(trace_id)
+            if lines is None:
+                lines = self._logs[trace_id] = []
+                if len(self._logs) > WEBHOOKS:
+                    self._logs.popitem(last=False)
+            if len(lines) < LOG_LINES:
+                lines.append(line)
 
     # -- read by the pages -----------------------------------------------------------------
 
@@ -112,7 +116,8 @@ class Recent:
         return list(reversed(self._steps.get(key, ())))
 
     def logs(self, trace_id: str) -> list[LogLine]:
-        return list(self._logs.get(trace_id, ()))
+        with self._log_lock:
+            return list(self._logs.get(trace_id, ()))
 
 
 class _Capture(logging.Handler):

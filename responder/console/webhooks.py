@@ -11,6 +11,8 @@ from aiohttp import web
 
 from responder.console.recent import Seen
 from responder.console.views import console_of, contact_query, render
+from responder.rules.model import Rule
+from responder.runtime.outcome import NOTHING, Outcome
 from responder.tools.explain import tell
 from responder.web.server import ENGINE
 
@@ -36,6 +38,12 @@ async def listing(request: web.Request) -> web.Response:
         searched=console.masking.contact(contact),
         limit=LIMIT,
     )
+
+
+def _verdict(rule: Rule, outcome: Outcome) -> str:
+    if rule.name in outcome.matched:
+        return "matched"
+    return "limited" if rule.name in outcome.limited else "not matched"
 
 
 def _row(seen: Seen) -> dict[str, Any]:
@@ -76,30 +84,18 @@ async def detail(request: web.Request) -> web.Response:
     ]
     story = io.StringIO()
     tell(record, logs, story)
-    trace = seen.trace
-    matched = set(trace.outcome.matched) if trace.outcome is not None else set()
-    limited = set(trace.outcome.limited) if trace.outcome is not None else set()
+    outcome = seen.trace.outcome or NOTHING
     rules = request.config_dict[ENGINE].rules
     tried = [
-        {
-            "name": rule.name,
-            "where": f"{rule.file}:{rule.line}",
-            "verdict": "matched"
-            if rule.name in matched
-            else "limited"
-            if rule.name in limited
-            else "not matched",
-        }
-        for rule in rules.candidates_for(trace.event)
+        {"name": rule.name, "where": f"{rule.file}:{rule.line}", "verdict": _verdict(rule, outcome)}
+        for rule in rules.candidates_for(seen.trace.event)
     ]
-    others = (
-        [m for m in trace.outcome.matched if m not in {t["name"] for t in tried}]
-        if (trace.outcome is not None)
-        else []
-    )
+    # Dialogues and compliance keywords take events too, ahead of or instead of rules.
+    names = {t["name"] for t in tried}
+    others = [name for name in outcome.matched if name not in names]
     conversation = None
-    if trace.outcome is not None and trace.outcome.conversation is not None:
-        conversation = console.masking.seal(trace.outcome.conversation.key)
+    if outcome.conversation is not None:
+        conversation = console.masking.seal(outcome.conversation.key)
     effects = fields.get("effects") or {}
     return render(
         request,

@@ -150,7 +150,7 @@ def _driver(downloads: Path) -> Any:
         "--disable-sync",
         "--disable-quic",
         "--no-first-run",
-        "--window-size=1280,900",
+        "--window-size=1280,1000",
         f"--user-data-dir={tempfile.mkdtemp(prefix='responder-chromium-')}",
     ):
         options.add_argument(flag)
@@ -279,6 +279,7 @@ def test_the_sms_survey_in_the_simulator_chat_to_the_end(browser: World) -> None
     bots = [e.text for e in world.all("#chat-log .msg.bot")]
     assert bots[-1] == "Thank you for your answers!"
     assert "POST https://survey.example.com/responses" in world.text("#chat-log .msg.http")
+    world.driver.execute_script("window.scrollTo(0, document.querySelector('.sims').offsetTop - 8)")
     world.shot("simulator-chat")
     # The session saved as a transcript test, by the page's button; responder test passes it.
     world.find("#chat-save").click()
@@ -323,6 +324,7 @@ def test_the_ivr_menu_on_the_simulator_keypad_to_the_end(browser: World) -> None
     assert world.text("#phone-outcome") == "voicemail left"
     assert world.find("#phone").get_attribute("data-in-call") == "false"
     assert world.find("#phone-call").is_enabled()
+    world.driver.execute_script("window.scrollTo(0, document.querySelector('.sims').offsetTop - 8)")
     world.shot("simulator-phone")
     # Three wrong keys end the call with a goodbye.
     world.find("#phone-call").click()
