@@ -69,5 +69,14 @@ def read(path: str) -> Report | None:
         when = float(data["time"])
     except (ValueError, KeyError, TypeError):
         return Report(path, problem="not a coverage file of responder test --coverage-json")
-    summaries = tuple(str(r.get("summary", "")) for r in rule_sets)
+    summaries = tuple(
+        f"{', '.join(_shown(f) for f in r.get('files', ()))}: {r.get('summary', '')}"
+        for r in rule_sets
+    )
     return Report(path, when, rule_sets, summaries=summaries)
+
+
+def _shown(path: str) -> str:
+    """A rule file's path, relative to the working directory when it is under it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
