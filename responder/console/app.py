@@ -20,7 +20,8 @@ from responder.settings import Settings
 from responder.web.server import OBSERVER
 
 STATIC: Final = Path(__file__).parent / "static"
-OPEN: Final = frozenset({"/console/login"})  # besides /console/static/
+# The routes anyone may reach: the login form, and the package's static files.
+OPEN: Final = frozenset({"login"})
 
 
 def mount(app: web.Application, settings: Settings) -> None:
@@ -41,8 +42,8 @@ def mount(app: web.Application, settings: Settings) -> None:
     console.cleanup_ctx.append(_capturing(recent))
     add = console.router
     add.add_get("/", _home)
-    add.add_get("/login", login.form)
-    add.add_post("/login", login.login)
+    add.add_get("/login", login.form, name="login")
+    add.add_post("/login", login.login, name="login")
     add.add_post("/logout", login.logout)
     add.add_get("/conversations", conversations.listing)
     add.add_get("/conversations/{ref}", conversations.detail)
@@ -56,7 +57,7 @@ def mount(app: web.Application, settings: Settings) -> None:
     add.add_post("/simulator/sessions", simulator.start)
     add.add_post("/simulator/sessions/{sid}/steps", simulator.step)
     add.add_get("/simulator/sessions/{sid}/transcript", simulator.transcript)
-    add.add_static("/static/", STATIC, append_version=False)
+    add.add_static("/static/", STATIC, append_version=False, name="static")
     add.add_route("*", "/{tail:.*}", _missing)
     app[OBSERVER] = recent
     app.router.add_get("/console", _home)

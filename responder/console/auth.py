@@ -112,20 +112,23 @@ def safe_next(target: str | None) -> str:
     return "/console/"
 
 
-def guard(gate: Gate, open_paths: frozenset[str]) -> Middleware:
-    """The middleware: every console request but the login form and the static files needs
-    the token; a cookie's POST needs its CSRF token and, when the browser sends one, an
-    ``Origin`` of this server."""
+def guard(gate: Gate, open_routes: frozenset[str]) -> Middleware:
+    """The middleware: every console request but those of ``open_routes`` (route names) and
+    the static files needs the token; a cookie's POST needs its CSRF token and, when the
+    browser sends one, an ``Origin`` of this server. Decided by the route the request
+    matched, not by its path."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/console/static/"):
+        resource = request.match_info.route.resource
+        name = resource.name if resource is not None else None
+        if isinstance(resource, web.StaticResource):
             # The package's own files, the same for everyone: cached (the pages ask for them
             # with the version in the query, so an upgrade is fetched afresh).
             response = await handler(request)
             response.headers["Cache-Control"] = "public, max-age=86400"
             return _headed(response)
-        if request.path in open_paths:
+        if name in open_routes:
             return _headed(await handler(request))
         who = gate.who(request)
         if who is None:

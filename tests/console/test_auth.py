@@ -3,6 +3,8 @@ login form for a session cookie; state-changing requests need the cookie's CSRF 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -198,3 +200,24 @@ async def test_without_a_token_there_is_no_console_at_all() -> None:
     async with TestClient(TestServer(create_app(settings))) as client:
         for path in ["/console", "/console/", "/console/login", "/console/static/console.css"]:
             assert (await client.get(path)).status == 404, path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/static/../rules",
+        "/console/static/%2e%2e/rules",
+        "/console/static/..%2frules",
+        "/console/login/../rules",
+        "/console/static/%2e%2e/%2e%2e/console/rules",
+    ],
+)
+async def test_no_path_reaches_a_page_around_the_token(console: ConsoleFactory, path: str) -> None:
+    client = await console(login=False)
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    answer = await reader.read()
+    writer.close()
+    status = int(answer.split(b" ", 2)[1])
+    assert status in (303, 404), answer[:300]
+    assert b"Loaded" not in answer
