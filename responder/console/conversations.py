@@ -105,25 +105,20 @@ def _shown(conversation: Conversation | None, contact: Any, value: Any) -> dict[
 
 
 def _step(step: Step, masked: bool, value: Any) -> dict[str, Any]:
-    outcome = step.outcome
-    if step.seen is not None:
-        event = step.seen.trace.event
-        said = event.text if event.text is not None else None
-        what = event.kind + (f" ({event.provider_event})" if event.provider_event else "")
-        came = {"what": what, "text": said, "digits": event.digits, "trace": step.seen.trace_id}
+    if step.timer is not None:
+        what = f"timer (step {step.timer.seq})"
     else:
-        seq = step.timer.seq if step.timer is not None else 0
-        came = {"what": f"timer (step {seq})", "text": None, "digits": None, "trace": None}
-    ended = None
-    if outcome.conversation is not None and outcome.conversation.status != "active":
-        ended = outcome.conversation.outcome or "ended"
+        what = step.kind + (f" ({step.provider_event})" if step.provider_event else "")
     return {
         "at": step.at,
-        **came,
-        "transition": outcome.transition,
-        "ended": ended,
-        "reply": outcome.reply_text,
-        "calls": [value(call_summary(call, masked)) for call in outcome.calls],
-        "errors": list(outcome.errors),
-        "matched": [m for m in outcome.matched if not m.startswith("dialogue:")],
+        "what": what,
+        "text": step.text,
+        "digits": step.digits,
+        "trace": step.trace_id,
+        "transition": step.transition,
+        "ended": step.ended,
+        "reply": step.reply,
+        "calls": [value(call_summary(call, masked)) for call in step.calls],
+        "errors": list(step.errors),
+        "matched": [m for m in step.matched if not m.startswith("dialogue:")],
     }

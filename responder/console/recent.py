@@ -14,17 +14,18 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from responder.conversations import Timer
+from responder.conversations import Conversation, Timer
+from responder.outbound import OutboundCall
 from responder.runtime.handling import Handled
 from responder.runtime.outcome import Outcome
 from responder.web.logs import TRACE_ID
 from responder.web.trace import WebhookTrace
 
 WEBHOOKS: Final = 500  # recent webhooks kept
-CONVERSATIONS: Final = 2000  # conversations whose steps are kept
-STEPS: Final = 100  # steps kept of each
+CONVERSATIONS: Final = 1000  # conversations whose steps are kept
+STEPS: Final = 50  # steps kept of each
 LOG_LINES: Final = 20  # log lines kept of each webhook
 
 
@@ -39,12 +40,39 @@ class Seen:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One step of a conversation: a webhook (``seen``) or a timer firing (``timer``)."""
+    """One step of a conversation: a webhook (``trace_id``) or a timer firing (``timer``).
+
+    Only what the history shows, by reference (nothing is copied): a step must not keep the
+    whole event and outcome alive, there are up to ``CONVERSATIONS * STEPS`` of them.
+    """
 
     at: float
-    outcome: Outcome
-    seen: Seen | None = None
+    kind: str  # the event's kind, or "timer"
+    provider_event: str | None = None
+    text: str | None = None
+    digits: str | None = None
+    trace_id: str | None = None
     timer: Timer | None = None
+    transition: tuple[str, str, str] | None = None
+    ended: str | None = None  # the outcome, when the step ended the conversation
+    reply: str | None = None
+    calls: tuple[OutboundCall, ...] = ()
+    errors: tuple[str, ...] = ()
+    matched: tuple[str, ...] = ()
+
+
+def _step(at: float, outcome: Outcome, conversation: Conversation, **came: Any) -> Step:
+    ended = None if conversation.status == "active" else conversation.outcome or "ended"
+    return Step(
+        at,
+        transition=outcome.transition,
+        ended=ended,
+        reply=outcome.reply_text,
+        calls=outcome.calls,
+        errors=outcome.errors,
+        matched=outcome.matched,
+        **came,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +102,26 @@ class Recent:
         if len(self._webhooks) > WEBHOOKS:
             self._webhooks.popitem(last=False)
         outcome = trace.outcome
-        if outcome is not None and outcome.conversation is not None and trace.fresh:
-            self._step(outcome.conversation.key, Step(at, outcome, seen=seen))
+        if outcome is None or outcome.conversation is None or not trace.fresh:
+            return
+        event = trace.event
+        step = _step(
+            at,
+            outcome,
+            outcome.conversation,
+            kind=event.kind,
+            provider_event=event.provider_event,
+            text=event.text,
+            digits=event.digits,
+            trace_id=seen.trace_id,
+        )
+        self._step(outcome.conversation.key, step)
 
     def timer(self, timer: Timer, handled: Handled, at: float) -> None:
         outcome = handled.outcome
-        if outcome is not None and outcome.conversation is not None and handled.fresh:
-            self._step(timer.key, Step(at, outcome, timer=timer))
+        if outcome is None or outcome.conversation is None or not handled.fresh:
+            return
+        self._step(timer.key, _step(at, outcome, outcome.conversation, kind="timer", timer=timer))
 
     def _step(self, key: str, step: Step) -> None:
         steps = self._steps.get(key)

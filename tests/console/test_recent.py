@@ -42,8 +42,9 @@ def test_each_conversation_keeps_its_last_steps_webhooks_and_timers() -> None:
     recent.webhook(trace(999, fresh=False), "dup", 0.0)  # a concurrent copy: not a step
     steps = recent.steps("textit:sms:+1")
     assert len(steps) == r.STEPS
-    assert steps[0].seen is not None
-    assert steps[0].seen.trace_id == f"t{r.STEPS + 4}"
+    assert steps[0].trace_id == f"t{r.STEPS + 4}"
+    assert steps[0].text == str(r.STEPS + 4)
+    assert steps[0].transition == ("d", "a", f"s{r.STEPS + 4}")
     talk = Conversation("textit:sms:+1", "d", "late", "textit", "textit")
     handled = Handled(
         StoredResponse(200, "text/plain", b""), Outcome(conversation=talk), fresh=True
@@ -51,7 +52,8 @@ def test_each_conversation_keeps_its_last_steps_webhooks_and_timers() -> None:
     recent.timer(Timer("textit:sms:+1", 5.0, 3), handled, 9.0)
     newest = recent.steps("textit:sms:+1")[0]
     assert newest.timer == Timer("textit:sms:+1", 5.0, 3)
-    assert newest.seen is None
+    assert newest.kind == "timer"
+    assert newest.trace_id is None
     assert recent.steps("textit:sms:+2") == []
 
 
