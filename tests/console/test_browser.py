@@ -100,11 +100,16 @@ class World:
         try:
             return WebDriverWait(self.driver, within, poll_frequency=0.1).until(until)
         except TimeoutException:
-            self.shot(f"FAILED-{what.replace(' ', '-')}")
-            raise AssertionError(f"waited {within:g}s for {what}") from None
+            self.shot(f"FAILED-{''.join(c if c.isalnum() else '-' for c in what)}")
+            page = self.driver.page_source[:1500]
+            raise AssertionError(
+                f"waited {within:g}s for {what} on {self.driver.current_url}:\n{page}"
+            ) from None
 
     def find(self, css: str) -> WebElement:
-        return self.driver.find_element(By.CSS_SELECTOR, css)
+        """The element, waited for (a page may still be drawing)."""
+        found = self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, css), f"element {css}")
+        return found[0]
 
     def all(self, css: str) -> list[WebElement]:
         return list(self.driver.find_elements(By.CSS_SELECTOR, css))
