@@ -55,7 +55,11 @@ pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"no browser: {MISSI
 
 if MISSING is None:
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        TimeoutException,
+    )
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -98,7 +102,13 @@ class World:
 
     def wait(self, until: Callable[[Any], T], what: str, within: float = WAIT) -> T:
         try:
-            return WebDriverWait(self.driver, within, poll_frequency=0.1).until(until)
+            # An element read while its page is being replaced is stale: look again.
+            return WebDriverWait(
+                self.driver,
+                within,
+                poll_frequency=0.1,
+                ignored_exceptions=(StaleElementReferenceException, NoSuchElementException),
+            ).until(until)
         except TimeoutException:
             self.shot(f"FAILED-{''.join(c if c.isalnum() else '-' for c in what)}")
             page = self.driver.page_source[:1500]
@@ -127,7 +137,16 @@ class World:
         self.get("/console/login")
         self.find("#token").send_keys(TOKEN)
         self.find("#login-button").click()
-        self.wait(lambda d: "/console/login" not in d.current_url, "the login")
+        # Until the page it leads to is drawn: a navigation started before that one ends
+        # would be overtaken by it.
+        self.wait(
+            lambda d: (
+                "/console/login" not in d.current_url
+                and d.execute_script("return document.readyState") == "complete"
+                and d.find_elements(By.CSS_SELECTOR, "nav a")
+            ),
+            "the login",
+        )
 
     def post_webhook(self, channel: str, form: dict[str, str]) -> None:
         data = urllib.parse.urlencode(form).encode()
@@ -258,7 +277,13 @@ def test_login_is_refused_without_the_token(world: World) -> None:
             assert "/console/login" in driver.current_url, page
         world.find("#token").send_keys(TOKEN)
         world.find("#login-button").click()
-        world.wait(lambda d: d.current_url.endswith("/console/simulator"), "the page asked for")
+        world.wait(
+            lambda d: (
+                d.current_url.endswith("/console/simulator")
+                and d.find_element(By.TAG_NAME, "body").get_attribute("data-ready")
+            ),
+            "the page asked for",
+        )
     finally:
         world.log_in()
 
