@@ -10,13 +10,16 @@ threads together. The count does not depend on what else the machine is doing, s
 the same code agree to a fraction of a percent where timings on a shared machine drift by 10 to
 20 %; it does not see time spent waiting (system calls, the disk, locks). ``--against DIR``
 (a checkout of other code: ``git worktree add DIR COMMIT``) counts that code too and prints
-the ratio. Needs valgrind (Debian package ``valgrind``).
+the ratio. ``--console`` counts this code a second time with the web console on
+(``RESPONDER_CONSOLE_TOKEN`` set) and prints that ratio too. Needs valgrind (Debian package
+``valgrind``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +34,7 @@ from responder.testing.process import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 WARM_UP = 300
+CONSOLE_ON = {"RESPONDER_CONSOLE_TOKEN": "benchmark-console-token-0123"}
 
 
 async def _send(url: str, first: int, count: int) -> None:
@@ -69,8 +73,10 @@ async def _ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"responder under valgrind did not answer within {START_WITHIN:.0f} s")
 
 
-def count(tree: Path, rules: Path, webhooks: int, work: Path) -> float:
-    """Instructions per webhook of the responder in ``tree``."""
+def count(
+    tree: Path, rules: Path, webhooks: int, work: Path, env: dict[str, str] | None = None
+) -> float:
+    """Instructions per webhook of the responder in ``tree`` (``env`` added to its own)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     out = work / f"callgrind-{port}.out"
@@ -93,7 +99,13 @@ def count(tree: Path, rules: Path, webhooks: int, work: Path) -> float:
     ]
     with (work / f"{port}.log").open("wb") as log:
         # From ``tree``: ``python -m responder`` imports the responder found there.
-        proc = subprocess.Popen(command, cwd=tree, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        proc = subprocess.Popen(  # noqa: S603
+            command,
+            cwd=tree,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
     try:
         asyncio.run(_ready(url, proc))
         asyncio.run(_send(f"{url}/webhooks/textit", 10_000_000, WARM_UP))
@@ -118,6 +130,7 @@ def main() -> None:
     parser.add_argument("--webhooks", type=int, default=500)
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--against", type=lambda text: Path(text).resolve())
+    parser.add_argument("--console", action="store_true", help="also with the web console on")
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("needs valgrind and callgrind_control (Debian package valgrind)")
@@ -126,10 +139,15 @@ def main() -> None:
         rules = http_setup.write_rules(work / "rules", args.rules)
         trees = {"this": REPO, **({"against": args.against} if args.against else {})}
         figures = {name: count(tree, rules, args.webhooks, work) for name, tree in trees.items()}
+        if args.console:
+            trees["console"] = REPO
+            figures["console"] = count(REPO, rules, args.webhooks, work, CONSOLE_ON)
     for name, tree in trees.items():
         print(f"{name:<8} {figures[name] / 1e6:7.3f} M instructions per webhook  ({tree})")
     if args.against:
         print(f"this / against: {figures['this'] / figures['against']:.3f}")
+    if args.console:
+        print(f"console on / off: {figures['console'] / figures['this']:.3f}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="reload the rules when a rule file changes",
     )
+    serve.add_argument(
+        "--console",
+        action="store_true",
+        help="serve the web console at /console/ (token: RESPONDER_CONSOLE_TOKEN, else one "
+        "made for this run and printed once)",
+    )
 
     check = sub.add_parser("check", help="validate rule files; print every problem")
     check.add_argument("paths", nargs="+", metavar="PATH")
@@ -86,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     test = sub.add_parser("test", help="run YAML transcript tests (*.test.yaml) against the rules")
     test.add_argument("paths", nargs="+", metavar="FILE", help="transcript files or directories")
     test.add_argument("--junit", metavar="PATH", help="also write JUnit XML here")
+    test.add_argument(
+        "--coverage-json",
+        metavar="PATH",
+        help="also write the coverage as JSON here (the web console shows it)",
+    )
     test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
 
     graph = sub.add_parser("graph", help="Mermaid state diagrams of the dialogues")
@@ -281,7 +292,7 @@ def _test(args: argparse.Namespace) -> int:
     import asyncio
     from pathlib import Path
 
-    from responder.transcripts.report import write_junit, write_text
+    from responder.transcripts.report import write_coverage, write_junit, write_text
     from responder.transcripts.run import exit_code, run_all
 
     logging.basicConfig(level=logging.ERROR, format="  (%(name)s: %(message)s)")
@@ -292,6 +303,12 @@ def _test(args: argparse.Namespace) -> int:
             write_junit(results, usage, Path(args.junit))
         except OSError as exc:
             print(f"responder: cannot write {args.junit}: {exc.strerror}", file=sys.stderr)
+            return 2
+    if args.coverage_json:
+        try:
+            write_coverage(results, Path(args.coverage_json))
+        except OSError as exc:
+            print(f"responder: cannot write {args.coverage_json}: {exc.strerror}", file=sys.stderr)
             return 2
     return exit_code(results, usage)
 
@@ -367,6 +384,13 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"responder: setting {exc}", file=sys.stderr)
         return 2
+    if args.console and settings.console_token is None:
+        import secrets
+        from dataclasses import replace
+
+        settings = replace(settings, console_token=secrets.token_urlsafe(24))
+        # Once, on the terminal: never in a log line.
+        print(f"responder: console token for this run: {settings.console_token}", file=sys.stderr)
     setup_logging(settings.log_level, settings.log_format)
     try:
         app = create_app(settings)
@@ -384,6 +408,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"responder: {store_problem(exc)}", file=sys.stderr)
         return 2
     log = logging.getLogger("responder")
+    if settings.console_token is not None:
+        from responder.console.app import mount
+
+        mount(app, settings)
 
     def serving(_banner: str) -> None:
         # Called by aiohttp once the store is open and the port is bound.
@@ -394,6 +422,8 @@ def _serve(args: argparse.Namespace) -> int:
             settings.port,
             where(settings.store),
         )
+        if settings.console_token is not None:
+            log.info("web console at http://%s:%d/console/", settings.host, settings.port)
 
     policy = event_loop_policy()
     if policy is not None:

@@ -58,6 +58,10 @@ class Settings:
     record: str | None = None
     record_max_bytes: int = 100 * 1024 * 1024
     record_keep: int = 5
+    # The web console at /console/ is served only when this token is set (or --console).
+    console_token: str | None = field(default=None, repr=False)
+    # The coverage of the last ``responder test --coverage-json FILE`` run, shown by the console.
+    console_coverage: str = "responder-coverage.json"
     # Simulation only: send the rules' own http calls here instead of their real URLs.
     capture_http_url: str | None = None
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
@@ -83,6 +87,8 @@ class Settings:
         text("RESPONDER_LOG_CONTACTS", "log_contacts")
         text("RESPONDER_METRICS_TOKEN", "metrics_token")
         text("RESPONDER_RECORD", "record")
+        text("RESPONDER_CONSOLE_TOKEN", "console_token")
+        text("RESPONDER_CONSOLE_COVERAGE", "console_coverage")
         text("HOIIO_APP_ID", "hoiio_app_id")
         text("HOIIO_ACCESS_TOKEN", "hoiio_access_token")
         text("HOIIO_API_URL", "hoiio_api_url")
@@ -157,6 +163,8 @@ class Settings:
             raise SettingsError("RESPONDER_RECORD_KEEP", "must be between 0 and 100")
         if self.state_key is not None and len(self.state_key) < 16:
             raise SettingsError("RESPONDER_STATE_KEY", "must be at least 16 characters")
+        if self.console_token is not None and len(self.console_token) < 16:
+            raise SettingsError("RESPONDER_CONSOLE_TOKEN", "must be at least 16 characters")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise SettingsError("RESPONDER_PUBLIC_URL", "must start with http:// or https://")
         for name, secret in self.webhook_secrets.items():

@@ -87,6 +87,8 @@ DEFAULTS: dict[str, object] = {
     "RESPONDER_RECORD_MAX_BYTES": S.record_max_bytes,
     "RESPONDER_RECORD_KEEP": S.record_keep,
     "RESPONDER_WEBHOOK_SECRET": S.webhook_secret,
+    "RESPONDER_CONSOLE_TOKEN": S.console_token,
+    "RESPONDER_CONSOLE_COVERAGE": S.console_coverage,
     "HOIIO_VERIFY_SIGNATURE": "false" if not S.hoiio_verify_signature else "true",
     "HOIIO_API_URL": S.hoiio_api_url,
     "TEXTIT_API_URL": S.textit_api_url,

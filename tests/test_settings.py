@@ -146,9 +146,20 @@ def test_secrets_stay_out_of_repr() -> None:
         "RESPONDER_WEBHOOK_SECRET_TEXTIT": "textit-secret-value",
         "TEXTIT_API_TOKEN": "textit-token-value",
         "RESPONDER_STATE_KEY": "state-key-value-0123456789",
+        "RESPONDER_CONSOLE_TOKEN": "console-token-value-0123",
     }
     text = repr(Settings.from_env(env))
     secrets = [v for k, v in env.items() if k != "HOIIO_APP_ID"]
-    assert len(secrets) == 5
+    assert len(secrets) == 6
     for value in secrets:
         assert value not in text
+
+
+def test_the_console_is_off_without_a_token_and_a_short_token_is_refused() -> None:
+    assert Settings.from_env({}).console_token is None
+    assert (
+        Settings.from_env({"RESPONDER_CONSOLE_TOKEN": " t" * 10}).console_token
+        == "t t t t t t t t t t"
+    )
+    with pytest.raises(SettingsError, match=r"RESPONDER_CONSOLE_TOKEN.*at least 16"):
+        Settings.from_env({"RESPONDER_CONSOLE_TOKEN": "short"})

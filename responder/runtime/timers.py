@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from responder.conversations import Timer
 from responder.errors import StoreError
-from responder.runtime.handling import Handling
+from responder.runtime.handling import Handled, Handling
 
 log = logging.getLogger("responder.timers")
 
@@ -23,10 +24,17 @@ class TimerWorker:
     """Claims due timers and fires them through the handling pipeline; durable across
     restarts because the timers live in the store, not in this process."""
 
-    def __init__(self, handling: Handling, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        handling: Handling,
+        *,
+        clock: Callable[[], float] = time.time,
+        fired: Callable[[Timer, Handled], None] | None = None,
+    ) -> None:
         self.handling = handling
         self.store = handling.store
         self.clock = clock
+        self.fired = fired  # told of every firing that committed
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -50,4 +58,6 @@ class TimerWorker:
             handled = await self.handling.timer(timer)
             if handled.commit is not None:
                 log.info("timer fired for %s (step %d)", timer.key, timer.seq)
+                if self.fired is not None:
+                    self.fired(timer, handled)
         return len(timers)

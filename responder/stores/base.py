@@ -107,6 +107,20 @@ class Store(Protocol):
 
     async def count_conversations(self, status: str = "active") -> int: ...
 
+    async def find_conversations(
+        self, contact: str | None = None, limit: int = 50
+    ) -> list[Conversation]:
+        """Conversations for inspection, the last updated first; only ``contact``'s when given.
+
+        Not on any webhook's path: a backend may scan (and bound the scan) rather than keep
+        an index that every commit would have to write.
+        """
+        ...
+
+    async def get_timer(self, key: str) -> Timer | None:
+        """The timer a conversation has pending, if any (for inspection)."""
+        ...
+
     async def depth(self) -> Depth:
         """Pending and dead outbox items, pending timers and active conversations."""
         ...

@@ -139,6 +139,17 @@ class MemoryStore:
     async def count_conversations(self, status: str = "active") -> int:
         return sum(1 for c in self._conversations.values() if c.status == status)
 
+    async def find_conversations(
+        self, contact: str | None = None, limit: int = 50
+    ) -> list[Conversation]:
+        found = [c for c in self._conversations.values() if contact is None or c.contact == contact]
+        found.sort(key=lambda c: c.updated, reverse=True)
+        return found[:limit]
+
+    async def get_timer(self, key: str) -> Timer | None:
+        timer = self._timers.get(key)
+        return None if timer is None else Timer(key, timer[0], int(timer[1]))
+
     async def depth(self) -> Depth:
         statuses = [r.status for r in self._outbox.values()]
         return Depth(

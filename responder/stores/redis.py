@@ -31,6 +31,8 @@ from responder.stores.redis_url import describe, split_url, wants_cluster
 
 T = TypeVar("T")
 PURGE_BATCH = 500
+# ``find_conversations`` looks at this many conversations at most (it scans; see there).
+FIND_SCAN = 20_000
 
 
 def _pack(response: StoredResponse) -> bytes:
@@ -254,6 +256,42 @@ class RedisStore:
 
     async def count_conversations(self, status: str = "active") -> int:
         return int(await self._do(self._r.scard(f"{self.base}convs:{status}")))
+
+    async def find_conversations(
+        self, contact: str | None = None, limit: int = 50
+    ) -> list[Conversation]:
+        # No index by contact (every commit would write it): the conversation sets are
+        # scanned, at most FIND_SCAN keys of them.
+        keys = await self._do(self._conversation_keys())
+        found: list[Conversation] = []
+        for start in range(0, len(keys), PURGE_BATCH):
+            pipe = self._r.pipeline(transaction=False)
+            for key in keys[start : start + PURGE_BATCH]:
+                pipe.hmget(f"{self.base}conv:{key.decode()}", ["data", "version"])
+            for data, version in await self._do(pipe.execute()):
+                if data is None:
+                    continue
+                conversation = Conversation.from_json(_bytes(data).decode())
+                if contact is None or conversation.contact == contact:
+                    found.append(conversation.with_version(int(_bytes(version))))
+        found.sort(key=lambda c: c.updated, reverse=True)
+        return found[:limit]
+
+    async def _conversation_keys(self) -> list[bytes]:
+        keys: list[bytes] = []
+        for status in ("active", "ended"):
+            async for key in self._r.sscan_iter(f"{self.base}convs:{status}", count=PURGE_BATCH):
+                if len(keys) >= FIND_SCAN:
+                    return keys
+                keys.append(key)
+        return keys
+
+    async def get_timer(self, key: str) -> Timer | None:
+        data = await self._do(self._r.hget(f"{self.base}timerdata", key))
+        if data is None:
+            return None
+        due, seq = _bytes(data).split(b" ")
+        return Timer(key, float(due), int(seq))
 
     async def depth(self) -> Depth:
         pipe = self._r.pipeline(transaction=False)

@@ -409,6 +409,48 @@ class SqliteStore:
 
         return await self._run(read)
 
+    async def find_conversations(
+        self, contact: str | None = None, limit: int = 50
+    ) -> list[Conversation]:
+        sql = "SELECT data, version FROM conversations"
+        args: tuple[object, ...] = ()
+        if contact is not None:
+            sql += " WHERE json_extract(data, '$.contact') = ?"
+            args = (contact,)
+        sql += " ORDER BY updated DESC LIMIT ?"
+
+        def read(db: sqlite3.Connection) -> list[Conversation]:
+            rows = db.execute(sql, (*args, limit)).fetchall()
+            return [Conversation.from_json(r[0]).with_version(r[1]) for r in rows]
+
+        return await self._scan(read)
+
+    async def get_timer(self, key: str) -> Timer | None:
+        def read(db: sqlite3.Connection) -> Timer | None:
+            row = db.execute("SELECT due, seq FROM timers WHERE key = ?", (key,)).fetchone()
+            return None if row is None else Timer(key, row[0], row[1])
+
+        return await self._fetch(read)
+
+    async def _scan(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        """A read that may scan a table: on a connection and a thread of its own, so neither
+        the event loop nor the writer's thread waits for it."""
+        if self._executor is None:
+            raise StoreError("store is not open")
+
+        def run() -> T:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                conn.execute("PRAGMA query_only=1")
+                return read(conn)
+            finally:
+                conn.close()
+
+        try:
+            return await asyncio.to_thread(run)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+
     async def depth(self) -> Depth:
         def read() -> Depth:
             outbox = dict(

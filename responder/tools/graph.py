@@ -12,7 +12,7 @@ from the dialogue model gives the labels a reader needs.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from responder.dialogues import model as m
@@ -21,6 +21,12 @@ from responder.matching.conditions import CalendarCondition
 from responder.rules.model import RuleSet
 
 MAX_LABEL: Final = 60  # characters of an edge or state label; longer ones are cut with "..."
+# Marks a diagram may put on states (``diagram(..., marks=)``), as Mermaid class styles.
+MARKS: Final = {
+    "current": "fill:#ffe08a,stroke:#a06800,stroke-width:3px",
+    "covered": "fill:#dff3df,stroke:#2e7d32",
+    "uncovered": "fill:#fbe0e0,stroke:#b3261e,stroke-dasharray:4 3",
+}
 
 
 def render(ruleset: RuleSet, names: Iterable[str] | None = None, *, fenced: bool = True) -> str:
@@ -33,11 +39,18 @@ def render(ruleset: RuleSet, names: Iterable[str] | None = None, *, fenced: bool
     return "\n".join(blocks)
 
 
+def diagram(ruleset: RuleSet, name: str, marks: Mapping[str, str] | None = None) -> str:
+    """The diagram of one dialogue (bare), its states marked with ``MARKS`` by name."""
+    return dialogue_diagram(ruleset.dialogues[name], _starters(ruleset, name), marks)
+
+
 def _starters(ruleset: RuleSet, name: str) -> list[str]:
     return [rule.name for rule in ruleset.rules if rule.start == name]
 
 
-def dialogue_diagram(dialogue: m.Dialogue, started_by: list[str]) -> str:
+def dialogue_diagram(
+    dialogue: m.Dialogue, started_by: list[str], marks: Mapping[str, str] | None = None
+) -> str:
     ids = {state: _id(state, index) for index, state in enumerate(dialogue.states)}
     lines = ["---", f"title: {_text(dialogue.name)}", "---", "stateDiagram-v2"]
     for state in dialogue.states.values():
@@ -55,6 +68,11 @@ def dialogue_diagram(dialogue: m.Dialogue, started_by: list[str]) -> str:
     lines.append(f"    [*] --> {ids[dialogue.initial]}" + _label(" or ".join(start)))
     for source, label, target in edges(dialogue):
         lines.append(f"    {ids[source]} --> {ids[target] if target else '[*]'}{_label(label)}")
+    marked = {name: mark for name, mark in (marks or {}).items() if name in ids}
+    for mark in sorted(set(marked.values())):
+        lines.append(f"    classDef {mark} {MARKS[mark]}")
+    for name, mark in marked.items():
+        lines.append(f"    class {ids[name]} {mark}")
     return "\n".join(lines) + "\n"
 
 

@@ -3,18 +3,23 @@ total, and optionally JUnit XML for CI."""
 
 from __future__ import annotations
 
+import json
+import os
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Final
 
 from responder.errors import Problem
 from responder.transcripts.coverage import Coverage, summary
 from responder.transcripts.run import FileResult
 
+COVERAGE_VERSION: Final = 1
 
-def total_coverage(results: Sequence[FileResult]) -> Coverage:
-    """Coverage over every distinct rule set: files that test the same rules add up."""
+
+def by_rule_set(results: Sequence[FileResult]) -> dict[tuple[str, ...], Coverage]:
+    """The coverage of each distinct rule set: files that test the same rules add up."""
     by_rules: dict[tuple[str, ...], Coverage] = {}
     for result in results:
         if result.coverage is None:
@@ -27,8 +32,48 @@ def total_coverage(results: Sequence[FileResult]) -> Coverage:
                 set(result.coverage.transitions),
             )
         seen.merge(result.coverage)
+    return by_rules
+
+
+def coverage_document(results: Sequence[FileResult]) -> dict[str, Any]:
+    """The coverage of a run as JSON data, one entry per rule set (what the console reads)."""
+    rule_sets = []
+    for files, coverage in by_rule_set(results).items():
+        dialogues: dict[str, dict[str, list[str]]] = {}
+        for dialogue, state in sorted(coverage.states):
+            entry = dialogues.setdefault(dialogue, {"states": [], "hit_states": [], "missing": []})
+            entry["states"].append(state)
+            if (dialogue, state) in coverage.hit_states:
+                entry["hit_states"].append(state)
+        for line in coverage.missing():
+            kind, _, rest = line.partition(" ")
+            name = rest.split(":", 1)[0] if kind == "transition" else rest.split(".", 1)[0]
+            if kind != "rule" and name in dialogues:
+                dialogues[name]["missing"].append(line)
+        rule_sets.append(
+            {
+                "files": list(files),
+                "summary": coverage.summary(),
+                "rules": sorted(coverage.rules),
+                "hit_rules": sorted(coverage.hit_rules),
+                "dialogues": dialogues,
+            }
+        )
+    return {"version": COVERAGE_VERSION, "time": time.time(), "rule_sets": rule_sets}
+
+
+def write_coverage(results: Sequence[FileResult], path: Path) -> None:
+    """Write ``coverage_document`` to ``path`` whole (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(coverage_document(results), indent=1), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def total_coverage(results: Sequence[FileResult]) -> Coverage:
+    """Coverage over every distinct rule set: files that test the same rules add up."""
     total = Coverage()
-    for key, coverage in by_rules.items():
+    for key, coverage in by_rule_set(results).items():
         prefix = "\0".join(key) + "\0"
         total.rules |= {prefix + r for r in coverage.rules}
         total.hit_rules |= {prefix + r for r in coverage.hit_rules}

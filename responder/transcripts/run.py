@@ -171,7 +171,7 @@ async def _run_case(ruleset: RuleSet, setup: h.Setup, case: Case, coverage: Cove
     try:
         for index, step in enumerate(case.steps, 1):
             try:
-                seen = await _play(harness, step)
+                seen = await play(harness, step)
             except h.StepFailed as exc:
                 messages: list[str] = [str(exc)]
             else:
@@ -196,7 +196,8 @@ def _expects_reply(step: Step) -> bool:
     return expect is not None and expect.reply is not ABSENT and expect.reply is not None
 
 
-async def _play(harness: h.Harness, step: Step) -> h.Observation:
+async def play(harness: h.Harness, step: Step) -> h.Observation:
+    """Play one step on the harness: the webhook it stands for, or a move of the clock."""
     setup = harness.setup
     sender = step.sender or setup.contact
     name = step.contact_name or setup.contact_name

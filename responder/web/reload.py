@@ -11,13 +11,14 @@ import asyncio
 import gc
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 from watchfiles import Change, awatch
 
-from responder.errors import RulesError
+from responder.errors import Problem, RulesError
 from responder.rules.loader import SUFFIXES, load_rules
 from responder.rules.model import RuleSet
 from responder.runtime.engine import Engine
@@ -61,6 +62,9 @@ class Reloader:
         self._again = False
         self._task: asyncio.Task[None] | None = None
         self._refreeze: asyncio.TimerHandle | None = None
+        # The problems of the last reload that was refused; emptied by one that succeeds.
+        self.problems: tuple[Problem, ...] = ()
+        self.reloaded: float | None = None  # time.time() of the last reload, either way
         metrics.rules_loaded(len(engine.rules.rules), len(engine.rules.dialogues))
 
     def _refreeze_later(self) -> None:
@@ -144,7 +148,9 @@ class Reloader:
             return exc
 
     def _swap(self, loaded: RuleSet | RulesError) -> bool:
+        self.reloaded = time.time()
         if isinstance(loaded, RulesError):
+            self.problems = tuple(loaded.problems)
             for problem in loaded.problems:
                 log.error("reload refused: %s", problem)
             log.error(
@@ -154,6 +160,7 @@ class Reloader:
             self.metrics.reloads.labels("failed").inc()
             return False
         self.engine.rules = loaded
+        self.problems = ()
         # The rules frozen out of the collector's sight at start-up may be garbage now: back
         # in its sight at once, and once the webhooks still deciding on them are done, one
         # full pass (65 ms with 10,000 rules) and everything alive out of sight again, as at

@@ -47,6 +47,7 @@ from responder.web.auth import (
 from responder.web.logs import TRACE_HEADER, TRACE_ID, new_trace_id
 from responder.web.metered import MeteredSender
 from responder.web.metrics import CONTENT_TYPE_LATEST, Metrics, action, authorized
+from responder.web.observe import Observer
 from responder.web.parser_errors import SERVER_LOGGER, MalformedRequests
 from responder.web.recording import Record, Recorder, redact_body, redact_pairs
 from responder.web.reload import Reloader
@@ -71,6 +72,8 @@ TIMERS = web.AppKey("timers", TimerWorker)
 METRICS = web.AppKey("metrics", Metrics)
 RELOADER = web.AppKey("reloader", Reloader)
 RECORDER: web.AppKey[Recorder | None] = web.AppKey("recorder")
+# Told of every webhook and timer handled (the console sets one; None costs nothing).
+OBSERVER: web.AppKey[Observer | None] = web.AppKey("observer")
 
 PURGE_EVERY = 3600.0
 
@@ -233,7 +236,9 @@ def _verified_state(app: web.Application, event: Event) -> AppState | None:
 def _duplicate(app: web.Application, event: Event, key: str, started: float) -> None:
     app[METRICS].duplicates.labels(event.channel).inc()
     timings = {"total": time.perf_counter() - started}
-    _log_trace(WebhookTrace(event, key, None, fresh=False, masked=_masked(app), timings=timings))
+    trace = WebhookTrace(event, key, None, fresh=False, masked=_masked(app), timings=timings)
+    _log_trace(trace)
+    _observe(app, trace)
 
 
 def _masked(app: web.Application) -> bool:
@@ -283,6 +288,13 @@ def _handled(
         event, key, outcome, fresh=handled.fresh, masked=_masked(app), timings=timings
     )
     _log_trace(trace)
+    _observe(app, trace)
+
+
+def _observe(app: web.Application, trace: WebhookTrace) -> None:
+    observer = app[OBSERVER]
+    if observer is not None:
+        observer.webhook(trace, TRACE_ID.get(), app[CLOCK]())
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -358,7 +370,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         engine, app[LOCKS], clock=app[CLOCK], ttl=settings.idempotency_ttl, wake=delivery.wake
     )
     app[HANDLING] = handling
-    timers = TimerWorker(handling, clock=app[CLOCK])
+    observer = app[OBSERVER]
+    clock = app[CLOCK]
+    timers = TimerWorker(
+        handling,
+        clock=clock,
+        fired=None if observer is None else lambda t, h: observer.timer(t, h, clock()),
+    )
     app[TIMERS] = timers
     worker = asyncio.create_task(delivery.run(), name="delivery")
     timer_task = asyncio.create_task(timers.run(), name="timers")
@@ -437,6 +455,7 @@ def create_app(
     app[INITIAL_RULES] = ruleset
     app[LOCKS] = KeyedLocks()
     app[METRICS] = Metrics()
+    app[OBSERVER] = None
     app[RECORDER] = (
         Recorder(settings.record, settings.record_max_bytes, settings.record_keep)
         if settings.record

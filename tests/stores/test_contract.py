@@ -544,6 +544,43 @@ async def test_concurrent_writers_of_one_version_have_one_winner(store: Store) -
     assert stored.version == 2
 
 
+async def test_conversations_are_found_by_contact_last_updated_first(store: Store) -> None:
+    def of(contact: str, channel: str, updated: float, status: str = "active") -> Conversation:
+        return Conversation(
+            f"{channel}:sms:{contact}",
+            "survey",
+            "q1",
+            channel,
+            "textit",
+            contact=contact,
+            status=status,
+            updated=updated,
+        )
+
+    assert await store.find_conversations() == []
+    await store.commit(Commit("f1", OK, now=1.0, conversation=of("+1", "textit", 10.0)))
+    await store.commit(Commit("f2", OK, now=2.0, conversation=of("+2", "textit", 30.0)))
+    await store.commit(Commit("f3", OK, now=3.0, conversation=of("+1", "sales", 20.0, "ended")))
+    everyone = await store.find_conversations()
+    assert [c.key for c in everyone] == ["textit:sms:+2", "sales:sms:+1", "textit:sms:+1"]
+    assert everyone[0].version == 1
+    mine = await store.find_conversations("+1")
+    assert [c.key for c in mine] == ["sales:sms:+1", "textit:sms:+1"]
+    assert [c.key for c in await store.find_conversations("+1", limit=1)] == ["sales:sms:+1"]
+    assert await store.find_conversations("+3") == []
+
+
+async def test_a_conversations_timer_can_be_read(store: Store) -> None:
+    key = "textit:sms:+1"
+    assert await store.get_timer(key) is None
+    await store.commit(Commit("t1", OK, now=1.0, timer=TimerWrite(key, 100.5, 3)))
+    assert await store.get_timer(key) == Timer(key, 100.5, 3)
+    await store.claim_timers(101.0, 30.0, 10)  # a lease does not change what is pending
+    assert await store.get_timer(key) == Timer(key, 100.5, 3)
+    await store.commit(Commit("t2", OK, now=2.0, timer=TimerWrite(key, None)))
+    assert await store.get_timer(key) is None
+
+
 async def test_timers_fire_once_per_lease(store: Store) -> None:
     key = "textit:sms:+1"
     await store.commit(Commit("t1", OK, now=1.0, timer=TimerWrite(key, 100.0, 3)))

@@ -193,3 +193,22 @@ def test_every_state_of_every_example_is_on_its_diagram(name: str) -> None:
     for dialogue in ruleset.dialogues.values():
         for state in dialogue.states:
             assert f'state "{state}" as ' in out
+
+
+def test_states_can_be_marked_for_the_console() -> None:
+    from responder.tools.graph import diagram
+
+    rules = load_rules([str(REPO / "examples" / "ivr-menu")])
+    plain = diagram(rules, "main-menu")
+    assert "classDef" not in plain
+    marked = diagram(
+        rules, "main-menu", {"menu": "current", "sales": "uncovered", "nope": "covered"}
+    )
+    assert marked.startswith(plain.rstrip("\n"))
+    extra = marked[len(plain) :].splitlines()
+    assert extra == [
+        "    classDef current fill:#ffe08a,stroke:#a06800,stroke-width:3px",
+        "    classDef uncovered fill:#fbe0e0,stroke:#b3261e,stroke-dasharray:4 3",
+        "    class s0_menu current",
+        "    class s1_sales uncovered",
+    ]

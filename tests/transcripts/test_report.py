@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from responder.cli import main
 from responder.transcripts.report import total_coverage
 from responder.transcripts.run import run_all
+from tests.conftest import REPO
 
 RULES = """
 rules:
@@ -85,3 +87,54 @@ async def test_total_coverage_adds_files_over_the_same_rules(tmp_path: Path) -> 
     total = total_coverage(results)
     # Two rule sets of two rules each; a and b of the first, a of the second.
     assert total.counts()["rules"] == (3, 4)
+
+
+def test_coverage_json_for_the_console(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out" / "coverage.json"
+    examples = REPO / "examples"
+    code = main(
+        [
+            "test",
+            str(examples / "ivr-menu"),
+            str(examples / "sms-survey"),
+            "--coverage-json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    document = json.loads(out.read_text())
+    assert document["version"] == 1
+    by_file = {tuple(r["files"]): r for r in document["rule_sets"]}
+    menu = by_file[(str(examples / "ivr-menu" / "rules.yaml"),)]
+    assert menu["summary"] == "coverage: rules 0/0, states 5/5 (100%), transitions 6/6 (100%)"
+    dialogue = menu["dialogues"]["main-menu"]
+    assert sorted(dialogue["states"]) == sorted(dialogue["hit_states"])
+    assert dialogue["missing"] == []
+    survey = by_file[(str(examples / "sms-survey" / "rules.yaml"),)]
+    assert survey["rules"] == ["survey-join"]
+    assert survey["hit_rules"] == ["survey-join"]
+    assert "comment-reminder" in survey["dialogues"]["survey"]["states"]
+    assert not list(out.parent.glob("*.partial"))
+
+
+async def test_coverage_json_lists_what_was_missed(tmp_path: Path) -> None:
+    from responder.transcripts.report import coverage_document
+
+    write(
+        tmp_path / "rules.yaml",
+        """
+        dialogues:
+          - name: d
+            mode: sms
+            start: {on: sms.received, when: {text: {keyword: [go]}}}
+            states:
+              one: {say: One, on: [{text: {keyword: [next]}, goto: two}]}
+              two: {say: Two, end: true}
+        """,
+    )
+    write(tmp_path / "d.test.yaml", "tests: [{name: go, steps: [{sms: go}]}]\n")
+    results, _ = await run_all([tmp_path])
+    (rule_set,) = coverage_document(results)["rule_sets"]
+    dialogue = rule_set["dialogues"]["d"]
+    assert dialogue["hit_states"] == ["one"]
+    assert dialogue["missing"] == ["state d.two", "transition d: one -> two (on[0])"]
