@@ -77,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--from", dest="contact", default="+6591234567", help="the contact's number")
     sim.add_argument("--to", dest="number", default="+6531234567", help="our number")
 
+    conversations = sub.add_parser(
+        "conversations", help="a contact's conversations: state, variables, last step, timer"
+    )
+    conversations.add_argument(
+        "contact", nargs="?", help="the contact's number (or TextIt contact UUID); all if none"
+    )
+    conversations.add_argument("--store", metavar="URL", help="default: RESPONDER_STORE")
+    conversations.add_argument("--limit", type=int, default=20, help="latest N (default 20)")
+    conversations.add_argument("--json", action="store_true", help="one JSON object per line")
     outbox = sub.add_parser("outbox", help="list outbound calls; retry dead ones")
     outbox.add_argument("--store", metavar="URL", help="default: RESPONDER_STORE")
     outbox.add_argument(
@@ -168,6 +177,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _simulate(args)
     if args.command == "outbox":
         return _outbox(args)
+    if args.command == "conversations":
+        return _conversations(args)
     if args.command == "test":
         return _test(args)
     if args.command == "graph":
@@ -203,6 +214,43 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=logging.ERROR, format="(%(levelname)s %(name)s: %(message)s)")
     return asyncio.run(replay.run(args.logs, args.rules, old, sys.stdout, sys.stderr))
+
+
+def _conversations(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from responder.settings import Settings
+    from responder.stores import open_store
+    from responder.tools import conversations
+    from responder.tools.outbox import absent_store
+
+    if args.limit < 1:
+        print("responder conversations: --limit must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        url = Settings.from_env(store=args.store).store
+        absent = absent_store(url)
+        if absent:
+            raise StoreError(absent)
+        store = open_store(url)
+    except (SettingsError, StoreError) as exc:
+        print(f"responder: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        await store.open()
+        try:
+            return await conversations.show(
+                store, args.contact, args.limit, sys.stdout, as_json=args.json
+            )
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except StoreError as exc:
+        print(f"responder: {exc}", file=sys.stderr)
+        return 2
 
 
 def _outbox(args: argparse.Namespace) -> int:
