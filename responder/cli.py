@@ -9,13 +9,17 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from responder import __version__
 from responder.errors import RulesError, SettingsError, StoreError
 
 if TYPE_CHECKING:  # loaded by the commands that need it: `check` and `--help` start fast
+    from aiohttp import web
+
     from responder.rules.model import RuleSet
+    from responder.settings import Settings
+    from responder.web.workers import Worker
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="reload the rules when a rule file changes",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="serve with N processes, one per core (default 1: this process alone)",
     )
 
     check = sub.add_parser("check", help="validate rule files; print every problem")
@@ -345,13 +355,9 @@ def _check(paths: list[str]) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from responder.settings import Settings
     from responder.speed import event_loop_policy, names
     from responder.web.logs import setup_logging
-    from responder.web.server import create_app
-    from responder.web.startup import listen_problem, store_problem, where
 
     try:
         settings = Settings.from_env(
@@ -363,26 +369,27 @@ def _serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             log_format=args.log_format,
             watch=args.watch,
+            workers=args.workers,
         )
     except SettingsError as exc:
         print(f"responder: setting {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_format)
+    policy = event_loop_policy()
+    if policy is not None:
+        asyncio.set_event_loop_policy(policy)
+    if settings.workers > 1:
+        return _serve_workers(settings)
+    from responder.web.server import create_app
+    from responder.web.startup import where
+
     try:
         app = create_app(settings)
     except RulesError as exc:
-        _print_problems(exc, sys.stderr)
-        print("responder: refusing to start with broken rules", file=sys.stderr)
-        if any(p.message == "no such file or directory" for p in exc.problems):
-            print(
-                "responder: name the rules with --rules PATH or RESPONDER_RULES "
-                f"(default: rules/ in the current directory, {os.getcwd()})",
-                file=sys.stderr,
-            )
+        _refuse_rules(exc)
         return 1
     except StoreError as exc:
-        print(f"responder: {store_problem(exc)}", file=sys.stderr)
-        return 2
+        return _store_problem(exc)
     log = logging.getLogger("responder")
 
     def serving(_banner: str) -> None:
@@ -395,23 +402,88 @@ def _serve(args: argparse.Namespace) -> int:
             where(settings.store),
         )
 
-    policy = event_loop_policy()
-    if policy is not None:
-        asyncio.set_event_loop_policy(policy)
     if names():
         log.info("speed-ups in use: %s", ", ".join(names()))
     # The rules and everything else built so far live as long as the process (or until a
     # reload): out of the collector's sight, so its full passes stay short with large rule sets.
     gc.freeze()
+    return _run_app(app, settings, host=settings.host, port=settings.port, print=serving)
+
+
+def _serve_workers(settings: Settings) -> int:
+    """``serve --workers N``: the rules, the store and the port checked once, then N workers."""
+    from responder.rules.loader import load_rules
+    from responder.speed import names
+    from responder.web.listeners import bind
+    from responder.web.startup import check_store, listen_problem
+    from responder.web.workers import Supervisor
+
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=serving, access_log=None)
+        ruleset = load_rules(settings.rules)
+    except RulesError as exc:
+        _refuse_rules(exc)
+        return 1
+    try:
+        asyncio.run(check_store(settings.store))
+    except StoreError as exc:
+        return _store_problem(exc)
+    try:
+        listeners = bind(settings.host, settings.port, settings.workers)
+    except OSError as exc:
+        print(f"responder: {listen_problem(settings.host, settings.port, exc)}", file=sys.stderr)
+        return 2
+    if names():
+        logging.getLogger("responder").info("speed-ups in use: %s", ", ".join(names()))
+    gc.freeze()  # shared by the workers, copy-on-write, and out of their collectors' sight
+    return Supervisor(settings, ruleset, _work).run(listeners)
+
+
+def _work(worker: Worker) -> int:
+    """One worker of ``serve --workers``, in its own process."""
+    from responder.web.server import create_app
+
+    app = create_app(worker.settings, rules=worker.rules, worker=worker.role)
+    return _run_app(
+        app,
+        worker.settings,
+        sock=list(worker.sockets),
+        print=lambda _banner: worker.started(),
+        handle_signals=False,  # the application takes SIGTERM once it has started
+    )
+
+
+def _run_app(app: web.Application, settings: Settings, **how: Any) -> int:
+    """Run ``app`` (``how``: aiohttp's ``run_app`` arguments) until it is stopped."""
+    from aiohttp import web
+
+    from responder.web.startup import listen_problem
+
+    try:
+        web.run_app(app, access_log=None, **how)
     except SettingsError as exc:
         print(f"responder: setting {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"responder: {store_problem(exc)}", file=sys.stderr)
-        return 2
+        return _store_problem(exc)
     except OSError as exc:
         print(f"responder: {listen_problem(settings.host, settings.port, exc)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _refuse_rules(exc: RulesError) -> None:
+    _print_problems(exc, sys.stderr)
+    print("responder: refusing to start with broken rules", file=sys.stderr)
+    if any(p.message == "no such file or directory" for p in exc.problems):
+        print(
+            "responder: name the rules with --rules PATH or RESPONDER_RULES "
+            f"(default: rules/ in the current directory, {os.getcwd()})",
+            file=sys.stderr,
+        )
+
+
+def _store_problem(exc: StoreError) -> int:
+    from responder.web.startup import store_problem
+
+    print(f"responder: {store_problem(exc)}", file=sys.stderr)
+    return 2

@@ -52,6 +52,7 @@ from responder.web.recording import Record, Recorder, redact_body, redact_pairs
 from responder.web.reload import Reloader
 from responder.web.startup import StopSignals, open_recording, public_url_warning
 from responder.web.trace import WebhookTrace
+from responder.web.workers import Role
 
 log = logging.getLogger("responder.server")
 trace_log = logging.getLogger("responder.trace")
@@ -71,6 +72,8 @@ TIMERS = web.AppKey("timers", TimerWorker)
 METRICS = web.AppKey("metrics", Metrics)
 RELOADER = web.AppKey("reloader", Reloader)
 RECORDER: web.AppKey[Recorder | None] = web.AppKey("recorder")
+# One of the workers of ``serve --workers``, or None for the one process serving alone.
+ROLE: web.AppKey[Role | None] = web.AppKey("role")
 
 PURGE_EVERY = 3600.0
 
@@ -369,7 +372,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     with suppress(NotImplementedError, RuntimeError, ValueError):
         # Only the main thread of a real process can take signals; tests run without.
         loop.add_signal_handler(signal.SIGHUP, reloader.request, "SIGHUP")
-    StopSignals(settings.delivery.shutdown_grace).install(loop)
+    # A worker takes SIGTERM only: its parent passes SIGINT (Ctrl-C) on as SIGTERM.
+    stop_on = (signal.SIGTERM,) if app[ROLE] is not None else (signal.SIGTERM, signal.SIGINT)
+    StopSignals(settings.delivery.shutdown_grace).install(loop, stop_on)
     try:
         yield
     finally:
@@ -426,8 +431,11 @@ def create_app(
     rules: RuleSet | None = None,
     store: Store | None = None,
     clock: Callable[[], float] = time.time,
+    worker: Role | None = None,
 ) -> web.Application:
-    """Build the application; rules are loaded here (RulesError if they are broken)."""
+    """Build the application; rules are loaded here (RulesError if they are broken).
+
+    ``worker``: the application is one worker's of ``serve --workers`` (see ``workers``)."""
     ruleset = rules if rules is not None else load_rules(settings.rules)
     store = store if store is not None else open_store(settings.store)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
@@ -436,7 +444,8 @@ def create_app(
     app[CLOCK] = clock
     app[INITIAL_RULES] = ruleset
     app[LOCKS] = KeyedLocks()
-    app[METRICS] = Metrics()
+    app[ROLE] = worker
+    app[METRICS] = Metrics(shared=worker.metrics_dir if worker is not None else None)
     app[RECORDER] = (
         Recorder(settings.record, settings.record_max_bytes, settings.record_keep)
         if settings.record
