@@ -73,6 +73,7 @@ class Target:
     replied: float | None = None  # share of webhooks answered as meant (responder only)
     cwd: Path = REPO  # where the server is started: the code it runs
     cpu: list[float] = field(default_factory=list)  # server CPU seconds per webhook, per round
+    cores: list[float] = field(default_factory=list)  # server CPU seconds per second, per round
 
     def summary(self) -> dict[str, float]:
         def median(values: list[float]) -> float:
@@ -80,6 +81,7 @@ class Target:
 
         return {
             **({"cpu_ms": median(self.cpu) * 1000} if self.cpu else {}),
+            **({"cores": median(self.cores)} if self.cores else {}),
             "rps": median([r.rps for r in self.results]),
             "p50_ms": median([r.p50_ms for r in self.results]),
             "p99_ms": median([r.p99_ms for r in self.results]),
@@ -436,6 +438,7 @@ def run_workers(args: argparse.Namespace) -> dict[str, Any]:
                 load(target, args.seconds, args.connections, use_wrk, f"r{round_}{target.name}")
                 used = _tree_cpu(target.proc.pid) - before
                 target.cpu.append(ratio(used, target.results[-1].requests))
+                target.cores.append(ratio(used, target.results[-1].seconds))
         for target in targets:
             target.replied = replied(target)
         figures = {t.name: t.summary() for t in targets}
@@ -478,19 +481,21 @@ def workers_table(summary: dict[str, Any]) -> str:
         f"{summary['seconds']:g} s per server (medians)",
         "",
         f"{'server':<34}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-        f"{'CPU ms/webhook':>16}{'replied':>9}",
+        f"{'CPU ms/webhook':>16}{'cores used':>12}{'replied':>9}",
     ]
     for name, row in summary["targets"].items():
         lines.append(
             f"{name:<34}{row['rps']:>8.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
-            f"{row['errors']:>8.0f}{row['cpu_ms']:>16.3f}{row['replied']:>8.0%}"
+            f"{row['errors']:>8.0f}{row['cpu_ms']:>16.3f}{row['cores']:>12.2f}"
+            f"{row['replied']:>8.0%}"
         )
     workers = summary["workers"]
     lines += [
         "",
         f"{workers} workers: {summary['speed_up']:.2f} x the req/s of one",
-        "CPU per webhook: all the server's processes (the parent and its workers); cores "
-        "divided by it is the ceiling in req/s",
+        "CPU per webhook: of all the server's processes (the parent and its workers); a "
+        "core's ceiling is 1 / that in req/s. Cores used: the servers' CPU seconds per "
+        "second of load (the load generator and anything else running share the rest)",
         "",
         "targets:",
     ]

@@ -229,13 +229,14 @@ class Supervisor:
             s = self.settings
             pids = ", ".join(str(slot.pid) for slot in self._slots)
             log.info(
-                "serving %s on http://%s:%d (store %s) with %d workers (pids %s)",
+                "serving %s on http://%s:%d (store %s) with %d workers (pids %s) under pid %d",
                 ", ".join(s.rules),
                 s.host,
                 s.port,
                 where(s.store),
                 len(self._slots),
                 pids,
+                os.getpid(),
             )
         elif self._served:
             log.info("worker %d serves again (pid %d)", slot.number, slot.pid)
