@@ -343,13 +343,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     engine = Engine(app[INITIAL_RULES], store, runner, app[CLOCK])
     app[ENGINE] = engine
     app[RELOADER] = Reloader(settings.rules, engine, app[METRICS])
-    for warning in open_channels(settings):
-        log.warning("%s", warning)
-    ivr_warning = public_url_warning(settings.public_url, engine.rules)
-    if ivr_warning:
-        log.warning("%s", ivr_warning)
-    for problem in engine.rules.warnings:
-        log.warning("%s", problem)
+    role = app[ROLE]
+    if role is None or role.number == 1:  # the other workers would say the same again
+        _warn_at_start(settings, engine.rules)
     delivery = Delivery(
         store,
         MeteredSender(settings, session, app[METRICS]),
@@ -373,7 +369,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         # Only the main thread of a real process can take signals; tests run without.
         loop.add_signal_handler(signal.SIGHUP, reloader.request, "SIGHUP")
     # A worker takes SIGTERM only: its parent passes SIGINT (Ctrl-C) on as SIGTERM.
-    stop_on = (signal.SIGTERM,) if app[ROLE] is not None else (signal.SIGTERM, signal.SIGINT)
+    stop_on = (signal.SIGTERM,) if role is not None else (signal.SIGTERM, signal.SIGINT)
     StopSignals(settings.delivery.shutdown_grace).install(loop, stop_on)
     try:
         yield
@@ -403,6 +399,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.close()
         logging.getLogger(SERVER_LOGGER).removeFilter(malformed)
         log.info("stopped")
+
+
+def _warn_at_start(settings: Settings, rules: RuleSet) -> None:
+    """Open channels, IVR dialogues without a public URL, and the rules' own warnings."""
+    for warning in open_channels(settings):
+        log.warning("%s", warning)
+    ivr_warning = public_url_warning(settings.public_url, rules)
+    if ivr_warning:
+        log.warning("%s", ivr_warning)
+    for problem in rules.warnings:
+        log.warning("%s", problem)
 
 
 def reload_rules(app: web.Application) -> bool:

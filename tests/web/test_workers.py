@@ -325,3 +325,23 @@ def test_several_workers_refuse_a_memory_store(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "setting RESPONDER_WORKERS: several workers need a store they share" in result.stderr
+
+
+async def test_workers_whose_parent_is_killed_shut_down_by_themselves(tmp_path: Path) -> None:
+    rules = write_rules(tmp_path / "rules", RULES)
+    args = ["--rules", str(rules), "--store", f"sqlite:///{tmp_path / 'responder.db'}"]
+    server, pids = await start(args, {}, tmp_path / "log")
+    server.signal(signal.SIGKILL)
+    assert await server.stop() == -signal.SIGKILL
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    await wait_for(lambda: all(gone(pid) for pid in pids), 30, "the workers' exit")
+    output = server.output()
+    assert output.count("the parent process is gone: shutting down") == 2
+    assert output.count("responder.server: stopped") == 2
