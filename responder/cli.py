@@ -416,7 +416,7 @@ def _serve_workers(settings: Settings) -> int:
     from responder.speed import names
     from responder.web.listeners import bind
     from responder.web.startup import check_store, listen_problem
-    from responder.web.workers import Supervisor
+    from responder.web.supervisor import Supervisor
 
     try:
         ruleset = load_rules(settings.rules)
@@ -435,7 +435,11 @@ def _serve_workers(settings: Settings) -> int:
     if names():
         logging.getLogger("responder").info("speed-ups in use: %s", ", ".join(names()))
     gc.freeze()  # shared by the workers, copy-on-write, and out of their collectors' sight
-    return Supervisor(settings, ruleset, _work).run(listeners)
+    try:
+        return Supervisor(settings, ruleset, _work).run(listeners)
+    except OSError as exc:  # no room for the metrics directory, no process for a worker
+        print(f"responder: cannot start the workers: {exc}", file=sys.stderr)
+        return 2
 
 
 def _work(worker: Worker) -> int:
