@@ -392,8 +392,8 @@ def _serve(args: argparse.Namespace) -> int:
         return _store_problem(exc)
     log = logging.getLogger("responder")
 
-    def serving(_banner: str) -> None:
-        # Called by aiohttp once the store is open and the port is bound.
+    def serving() -> None:
+        # Called once the store is open and the port is bound.
         log.info(
             "serving %s on http://%s:%d (store %s)",
             ", ".join(settings.rules),
@@ -407,7 +407,7 @@ def _serve(args: argparse.Namespace) -> int:
     # The rules and everything else built so far live as long as the process (or until a
     # reload): out of the collector's sight, so its full passes stay short with large rule sets.
     gc.freeze()
-    return _run_app(app, settings, host=settings.host, port=settings.port, print=serving)
+    return _run_app(app, settings, host=settings.host, port=settings.port, ready=serving)
 
 
 def _serve_workers(settings: Settings) -> int:
@@ -450,20 +450,19 @@ def _work(worker: Worker) -> int:
     return _run_app(
         app,
         worker.settings,
-        sock=list(worker.sockets),
-        print=lambda _banner: worker.started(),
+        sockets=list(worker.sockets),
+        ready=worker.started,
         handle_signals=False,  # the application takes SIGTERM once it has started
     )
 
 
 def _run_app(app: web.Application, settings: Settings, **how: Any) -> int:
-    """Run ``app`` (``how``: aiohttp's ``run_app`` arguments) until it is stopped."""
-    from aiohttp import web
-
+    """Run ``app`` (``how``: where it listens, see ``running.run``) until it is stopped."""
+    from responder.web.running import run
     from responder.web.startup import listen_problem
 
     try:
-        web.run_app(app, access_log=None, **how)
+        run(app, **how)
     except SettingsError as exc:
         print(f"responder: setting {exc}", file=sys.stderr)
         return 2
