@@ -9,12 +9,15 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from responder import __version__
 from responder.errors import RulesError, SettingsError, StoreError
 
 if TYPE_CHECKING:  # loaded by the commands that need it: `check` and `--help` start fast
+    import socket
+    from collections.abc import Callable
+
     from aiohttp import web
 
     from responder.rules.model import RuleSet
@@ -407,7 +410,7 @@ def _serve(args: argparse.Namespace) -> int:
     # The rules and everything else built so far live as long as the process (or until a
     # reload): out of the collector's sight, so its full passes stay short with large rule sets.
     gc.freeze()
-    return _run_app(app, settings, host=settings.host, port=settings.port, ready=serving)
+    return _run_app(app, settings, ready=serving)
 
 
 def _serve_workers(settings: Settings) -> int:
@@ -450,19 +453,33 @@ def _work(worker: Worker) -> int:
     return _run_app(
         app,
         worker.settings,
-        sockets=list(worker.sockets),
         ready=worker.started,
+        sockets=list(worker.sockets),
         handle_signals=False,  # the application takes SIGTERM once it has started
     )
 
 
-def _run_app(app: web.Application, settings: Settings, **how: Any) -> int:
-    """Run ``app`` (``how``: where it listens, see ``running.run``) until it is stopped."""
+def _run_app(
+    app: web.Application,
+    settings: Settings,
+    *,
+    ready: Callable[[], None],
+    sockets: list[socket.socket] | None = None,
+    handle_signals: bool = True,
+) -> int:
+    """Run ``app`` on the settings' host and port (or on bound ``sockets``) until stopped."""
     from responder.web.running import run
     from responder.web.startup import listen_problem
 
     try:
-        run(app, **how)
+        run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            sockets=sockets,
+            ready=ready,
+            handle_signals=handle_signals,
+        )
     except SettingsError as exc:
         print(f"responder: setting {exc}", file=sys.stderr)
         return 2
