@@ -336,7 +336,8 @@ def test_several_workers_refuse_a_memory_store(tmp_path: Path) -> None:
 async def test_workers_whose_parent_is_killed_shut_down_by_themselves(tmp_path: Path) -> None:
     rules = write_rules(tmp_path / "rules", RULES)
     args = ["--rules", str(rules), "--store", f"sqlite:///{tmp_path / 'responder.db'}"]
-    server, pids = await start(args, {}, tmp_path / "log")
+    # Its metrics directory outlives it: in tmp_path, not in the machine's temporary files.
+    server, pids = await start(args, {"TMPDIR": str(tmp_path)}, tmp_path / "log")
     server.signal(signal.SIGKILL)
     assert await server.stop() == -signal.SIGKILL
 
