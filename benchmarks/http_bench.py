@@ -20,6 +20,12 @@ aiohttp, against 10 rules and against the floor, the start-up time with 10,000 r
 start to /healthz answering, and the rule load alone) and whether the targets are met.
 ``--json`` prints the summary as JSON instead (``--json FILE`` writes it there and prints the
 table).
+
+``--workers N`` runs only the 1,000-rule TextIt server on SQLite, with one worker and with
+``responder serve --workers N``, in the same rounds, and prints their req/s, the ratio, the
+CPU seconds the server's processes used per webhook (read from /proc before and after each
+round: what the figure needs on a machine with more cores) and whether N workers reach
+``WORKERS_TARGET`` times one.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from responder.testing.process import free_port
 _HERE = Path(__file__).resolve().parent
 REPO = _HERE.parent
 SIZES = (10, 1000, 10000)
+WORKERS_TARGET = 1.3  # N workers against one, with the load generator on the same cores
 
 
 @dataclass
@@ -65,12 +72,16 @@ class Target:
     results: list[http_load.Result] = field(default_factory=list)
     replied: float | None = None  # share of webhooks answered as meant (responder only)
     cwd: Path = REPO  # where the server is started: the code it runs
+    cpu: list[float] = field(default_factory=list)  # server CPU seconds per webhook, per round
+    cores: list[float] = field(default_factory=list)  # server CPU seconds per second, per round
 
     def summary(self) -> dict[str, float]:
         def median(values: list[float]) -> float:
             return statistics.median(values) if values else 0.0
 
         return {
+            **({"cpu_ms": median(self.cpu) * 1000} if self.cpu else {}),
+            **({"cores": median(self.cores)} if self.cores else {}),
             "rps": median([r.rps for r in self.results]),
             "p50_ms": median([r.p50_ms for r in self.results]),
             "p99_ms": median([r.p99_ms for r in self.results]),
@@ -157,6 +168,20 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _parent(stat: Path) -> int:
+    """The parent process id in a /proc/PID/stat file, 0 where unknown."""
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (the workers of ``serve --workers``)."""
+    children = [int(s.parent.name) for s in Path("/proc").glob("[0-9]*/stat") if _parent(s) == pid]
+    return _cpu_seconds(pid) + sum(_cpu_seconds(child) for child in children)
 
 
 def measure_startup(rules: Path, tmp: Path, runs: int) -> dict[str, float]:
@@ -378,6 +403,106 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def run_workers(args: argparse.Namespace) -> dict[str, Any]:
+    """The 1,000-rule TextIt server on SQLite with one worker and with ``args.workers``."""
+    use_wrk = args.load == "wrk" or (args.load == "auto" and http_load.have_wrk())
+    tmp = Path(tempfile.mkdtemp(prefix="responder-workers-bench-"))
+    targets = [Target("textit-1000-sqlite", "textit")]
+    targets.append(Target(f"textit-1000-sqlite-{args.workers}-workers", "textit"))
+    try:
+        rules = http_setup.write_rules(tmp / "rules-1000", 1000)
+        for n, target in enumerate(targets):
+            argv = serve_args(rules, f"sqlite:///{tmp / f'{n}.db'}")
+            if n:
+                argv += ["--workers", str(args.workers)]
+            target.proc, target.url = spawn(argv, {}, tmp / f"{target.name}.log")
+        for target in targets:
+            assert target.proc is not None
+            _wait_ready(target.url, target.proc)
+            check_reply(target)
+        # /healthz answers once the first worker does: wait for them all.
+        log = tmp / f"{targets[1].name}.log"
+        deadline = time.monotonic() + 60
+        while f"with {args.workers} workers" not in log.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{targets[1].name}: the workers did not all start")
+            time.sleep(0.05)
+        for target in targets:  # warm-up, not counted
+            load(target, 1, args.connections, use_wrk, f"w{target.name}")
+            target.results.clear()
+        for round_ in range(args.rounds):
+            for target in targets if round_ % 2 == 0 else targets[::-1]:
+                print(f"round {round_ + 1}/{args.rounds}: {target.name}", file=sys.stderr)
+                assert target.proc is not None
+                before = _tree_cpu(target.proc.pid)
+                load(target, args.seconds, args.connections, use_wrk, f"r{round_}{target.name}")
+                used = _tree_cpu(target.proc.pid) - before
+                target.cpu.append(ratio(used, target.results[-1].requests))
+                target.cores.append(ratio(used, target.results[-1].seconds))
+        for target in targets:
+            target.replied = replied(target)
+        figures = {t.name: t.summary() for t in targets}
+        one, many = (figures[t.name] for t in targets)
+        speed_up = ratio(many["rps"], one["rps"])
+        return {
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
+            f"{platform.python_version()}, {platform.machine()}",
+            "load": "wrk" if use_wrk else "python (aiohttp)",
+            "connections": args.connections,
+            "seconds": args.seconds,
+            "rounds": args.rounds,
+            "workers": args.workers,
+            "targets": figures,
+            "speed_up": speed_up,
+            "met": {f"{args.workers} workers >= {WORKERS_TARGET} x 1": speed_up >= WORKERS_TARGET},
+        }
+    except SystemExit:
+        for log in sorted(tmp.glob("*.log")):
+            print(f"--- {log.name}:\n{log.read_text(errors='replace')[-2000:]}", file=sys.stderr)
+        raise
+    finally:
+        for target in targets:
+            if target.proc is not None:
+                target.proc.terminate()
+        for target in targets:
+            if target.proc is not None:
+                try:
+                    target.proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    target.proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def workers_table(summary: dict[str, Any]) -> str:
+    lines = [
+        f"{summary['date']}, {summary['machine']}; load: {summary['load']} on the same "
+        f"cores, {summary['connections']} connections, {summary['rounds']} round(s) of "
+        f"{summary['seconds']:g} s per server (medians)",
+        "",
+        f"{'server':<34}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'CPU ms/webhook':>16}{'cores used':>12}{'replied':>9}",
+    ]
+    for name, row in summary["targets"].items():
+        lines.append(
+            f"{name:<34}{row['rps']:>8.0f}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}"
+            f"{row['errors']:>8.0f}{row['cpu_ms']:>16.3f}{row['cores']:>12.2f}"
+            f"{row['replied']:>8.0%}"
+        )
+    workers = summary["workers"]
+    lines += [
+        "",
+        f"{workers} workers: {summary['speed_up']:.2f} x the req/s of one",
+        "CPU per webhook: of all the server's processes (the parent and its workers); a "
+        "core's ceiling is 1 / that in req/s. Cores used: the servers' CPU seconds per "
+        "second of load (the load generator and anything else running share the rest)",
+        "",
+        "targets:",
+    ]
+    lines += [f"  {'met' if ok else 'NOT met':<8} {name}" for name, ok in summary["met"].items()]
+    return "\n".join(lines)
+
+
 def summarise(
     args: argparse.Namespace, targets: list[Target], startup: dict[str, float], use_wrk: bool
 ) -> dict[str, Any]:
@@ -466,6 +591,12 @@ def main() -> None:
     parser.add_argument("--startup-runs", type=int, default=3)
     parser.add_argument("--load", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="only the 1,000-rule SQLite server, with one worker and with --workers N",
+    )
+    parser.add_argument(
         "--against",
         type=lambda text: Path(text).resolve(),
         help="a checkout of other code (git worktree add DIR COMMIT): its 1,000-rule SQLite "
@@ -476,13 +607,13 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.quick:
         args.seconds, args.rounds, args.startup_runs = 2.0, 1, 1
-    summary = run(args)
+    summary = run_workers(args) if args.workers else run(args)
     if args.json == "-":
         print(json.dumps(summary, indent=2))
         return
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
-    print(table(summary))
+    print(workers_table(summary) if args.workers else table(summary))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,14 @@ from responder import __version__
 from responder.errors import RulesError, SettingsError, StoreError
 
 if TYPE_CHECKING:  # loaded by the commands that need it: `check` and `--help` start fast
+    import socket
+    from collections.abc import Callable
+
+    from aiohttp import web
+
     from responder.rules.model import RuleSet
+    from responder.settings import Settings
+    from responder.web.workers import Worker
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve the web console at /console/ (token: RESPONDER_CONSOLE_TOKEN, else one "
         "made for this run and printed once)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="serve with N processes, one per core (default 1: this process alone)",
     )
 
     check = sub.add_parser("check", help="validate rule files; print every problem")
@@ -410,13 +423,9 @@ def _check(paths: list[str]) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from responder.settings import Settings
     from responder.speed import event_loop_policy, names
     from responder.web.logs import setup_logging
-    from responder.web.server import create_app
-    from responder.web.startup import listen_problem, store_problem, where
 
     try:
         settings = Settings.from_env(
@@ -428,6 +437,7 @@ def _serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             log_format=args.log_format,
             watch=args.watch,
+            workers=args.workers,
         )
     except SettingsError as exc:
         print(f"responder: setting {exc}", file=sys.stderr)
@@ -440,29 +450,29 @@ def _serve(args: argparse.Namespace) -> int:
         # Once, on the terminal: never in a log line.
         print(f"responder: console token for this run: {settings.console_token}", file=sys.stderr)
     setup_logging(settings.log_level, settings.log_format)
+    policy = event_loop_policy()
+    if policy is not None:
+        asyncio.set_event_loop_policy(policy)
+    if settings.workers > 1:
+        return _serve_workers(settings)
+    from responder.web.server import create_app
+    from responder.web.startup import where
+
     try:
         app = create_app(settings)
     except RulesError as exc:
-        _print_problems(exc, sys.stderr)
-        print("responder: refusing to start with broken rules", file=sys.stderr)
-        if any(p.message == "no such file or directory" for p in exc.problems):
-            print(
-                "responder: name the rules with --rules PATH or RESPONDER_RULES "
-                f"(default: rules/ in the current directory, {os.getcwd()})",
-                file=sys.stderr,
-            )
+        _refuse_rules(exc)
         return 1
     except StoreError as exc:
-        print(f"responder: {store_problem(exc)}", file=sys.stderr)
-        return 2
+        return _store_problem(exc)
     log = logging.getLogger("responder")
     if settings.console_token is not None:
         from responder.console.app import mount
 
         mount(app, settings)
 
-    def serving(_banner: str) -> None:
-        # Called by aiohttp once the store is open and the port is bound.
+    def serving() -> None:
+        # Called once the store is open and the port is bound.
         log.info(
             "serving %s on http://%s:%d (store %s)",
             ", ".join(settings.rules),
@@ -473,23 +483,111 @@ def _serve(args: argparse.Namespace) -> int:
         if settings.console_token is not None:
             log.info("web console at http://%s:%d/console/", settings.host, settings.port)
 
-    policy = event_loop_policy()
-    if policy is not None:
-        asyncio.set_event_loop_policy(policy)
     if names():
         log.info("speed-ups in use: %s", ", ".join(names()))
     # The rules and everything else built so far live as long as the process (or until a
     # reload): out of the collector's sight, so its full passes stay short with large rule sets.
     gc.freeze()
+    return _run_app(app, settings, ready=serving)
+
+
+def _serve_workers(settings: Settings) -> int:
+    """``serve --workers N``: the rules, the store and the port checked once, then N workers."""
+    from responder.rules.loader import load_rules
+    from responder.speed import names
+    from responder.web.listeners import bind
+    from responder.web.startup import check_store, listen_problem
+    from responder.web.supervisor import Supervisor
+
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=serving, access_log=None)
+        ruleset = load_rules(settings.rules)
+    except RulesError as exc:
+        _refuse_rules(exc)
+        return 1
+    try:
+        asyncio.run(check_store(settings.store))
+    except StoreError as exc:
+        return _store_problem(exc)
+    try:
+        listeners = bind(settings.host, settings.port, settings.workers)
+    except OSError as exc:
+        print(f"responder: {listen_problem(settings.host, settings.port, exc)}", file=sys.stderr)
+        return 2
+    if names():
+        logging.getLogger("responder").info("speed-ups in use: %s", ", ".join(names()))
+    gc.freeze()  # shared by the workers, copy-on-write, and out of their collectors' sight
+    try:
+        return Supervisor(settings, ruleset, _work).run(listeners)
+    except OSError as exc:  # no room for the metrics directory, no process for a worker
+        print(f"responder: cannot start the workers: {exc}", file=sys.stderr)
+        return 2
+
+
+def _work(worker: Worker) -> int:
+    """One worker of ``serve --workers``, in its own process."""
+    from responder.web.server import create_app
+
+    app = create_app(worker.settings, rules=worker.rules, worker=worker.role)
+    if worker.settings.console_token is not None:
+        # Each worker serves the console of its own process (its recent webhooks, its
+        # simulator sessions): see docs/console.md.
+        from responder.console.app import mount
+
+        mount(app, worker.settings)
+    return _run_app(
+        app,
+        worker.settings,
+        ready=worker.started,
+        sockets=list(worker.sockets),
+        handle_signals=False,  # the application takes SIGTERM once it has started
+    )
+
+
+def _run_app(
+    app: web.Application,
+    settings: Settings,
+    *,
+    ready: Callable[[], None],
+    sockets: list[socket.socket] | None = None,
+    handle_signals: bool = True,
+) -> int:
+    """Run ``app`` on the settings' host and port (or on bound ``sockets``) until stopped."""
+    from responder.web.running import run
+    from responder.web.startup import listen_problem
+
+    try:
+        run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            sockets=sockets,
+            ready=ready,
+            handle_signals=handle_signals,
+        )
     except SettingsError as exc:
         print(f"responder: setting {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"responder: {store_problem(exc)}", file=sys.stderr)
-        return 2
+        return _store_problem(exc)
     except OSError as exc:
         print(f"responder: {listen_problem(settings.host, settings.port, exc)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _refuse_rules(exc: RulesError) -> None:
+    _print_problems(exc, sys.stderr)
+    print("responder: refusing to start with broken rules", file=sys.stderr)
+    if any(p.message == "no such file or directory" for p in exc.problems):
+        print(
+            "responder: name the rules with --rules PATH or RESPONDER_RULES "
+            f"(default: rules/ in the current directory, {os.getcwd()})",
+            file=sys.stderr,
+        )
+
+
+def _store_problem(exc: StoreError) -> int:
+    from responder.web.startup import store_problem
+
+    print(f"responder: {store_problem(exc)}", file=sys.stderr)
+    return 2

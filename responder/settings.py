@@ -14,6 +14,7 @@ from responder.policy import DeliverySettings
 DEFAULT_CHANNELS: Mapping[str, str] = {"textit": "textit", "hoiio": "hoiio"}
 PROVIDER_NAMES = frozenset({"textit", "hoiio"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAX_WORKERS = 64
 # ``RESPONDER_WEBHOOK_SECRET_<CHANNEL>``: the channel name upper-cased, ``-`` as ``_``.
 CHANNEL_SECRET_PREFIX = "RESPONDER_WEBHOOK_SECRET_"  # noqa: S105 (a name, not a secret)
 
@@ -51,6 +52,8 @@ class Settings:
     log_contacts: str = "full"
     # Reload the rules when a rule file changes (SIGHUP always reloads).
     watch: bool = False
+    # Processes serving the port (``serve --workers``); 1 serves in this process alone.
+    workers: int = 1
     metrics: bool = True
     # When set, GET /metrics needs ``Authorization: Bearer <token>``.
     metrics_token: str | None = field(default=None, repr=False)
@@ -101,6 +104,7 @@ class Settings:
             ("RESPONDER_MAX_BODY_BYTES", "max_body_bytes"),
             ("RESPONDER_RECORD_MAX_BYTES", "record_max_bytes"),
             ("RESPONDER_RECORD_KEEP", "record_keep"),
+            ("RESPONDER_WORKERS", "workers"),
         ):
             if env.get(key):
                 values[name] = _int(key, env[key])
@@ -161,6 +165,14 @@ class Settings:
             raise SettingsError("RESPONDER_RECORD_MAX_BYTES", "must be at least 4096")
         if not 0 <= self.record_keep <= 100:
             raise SettingsError("RESPONDER_RECORD_KEEP", "must be between 0 and 100")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise SettingsError("RESPONDER_WORKERS", f"must be between 1 and {MAX_WORKERS}")
+        if self.workers > 1 and self.store.startswith("memory:"):
+            raise SettingsError(
+                "RESPONDER_WORKERS",
+                "several workers need a store they share (sqlite:///FILE or redis://): "
+                "each would have its own memory://",
+            )
         if self.state_key is not None and len(self.state_key) < 16:
             raise SettingsError("RESPONDER_STATE_KEY", "must be at least 16 characters")
         if self.console_token is not None and len(self.console_token) < 16:

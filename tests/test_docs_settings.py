@@ -81,6 +81,7 @@ DEFAULTS: dict[str, object] = {
     "RESPONDER_LOG_FORMAT": S.log_format,
     "RESPONDER_LOG_CONTACTS": S.log_contacts,
     "RESPONDER_WATCH": S.watch,
+    "RESPONDER_WORKERS": S.workers,
     "RESPONDER_METRICS": S.metrics,
     "RESPONDER_METRICS_TOKEN": S.metrics_token,
     "RESPONDER_RECORD": S.record,

@@ -163,3 +163,26 @@ def test_the_console_is_off_without_a_token_and_a_short_token_is_refused() -> No
     )
     with pytest.raises(SettingsError, match=r"RESPONDER_CONSOLE_TOKEN.*at least 16"):
         Settings.from_env({"RESPONDER_CONSOLE_TOKEN": "short"})
+
+
+def test_workers_from_the_env_or_the_flag() -> None:
+    assert Settings.from_env({}).workers == 1
+    assert Settings.from_env({"RESPONDER_WORKERS": "4"}).workers == 4
+    assert Settings.from_env({"RESPONDER_WORKERS": "4"}, workers=2).workers == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RESPONDER_WORKERS": "0"}, "must be between 1 and 64"),
+        ({"RESPONDER_WORKERS": "two"}, "'two' is not an integer"),
+        (
+            {"RESPONDER_WORKERS": "2", "RESPONDER_STORE": "memory://"},
+            "several workers need a store they share",
+        ),
+    ],
+)
+def test_bad_workers_settings_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match="RESPONDER_WORKERS") as caught:
+        Settings.from_env(env)
+    assert message in str(caught.value)

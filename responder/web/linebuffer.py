@@ -21,9 +21,14 @@ class LineBuffer(logging.StreamHandler[TextIO]):
     (SIGKILL), a process loses at most the lines of the iteration it was in.
     """
 
-    def __init__(self, stream: TextIO, max_chars: int = MAX_CHARS) -> None:
+    def __init__(
+        self, stream: TextIO, max_chars: int = MAX_CHARS, max_write: int | None = None
+    ) -> None:
         super().__init__(stream)
         self.max_chars = max_chars
+        # When set: lines go out in writes of whole lines of at most this many bytes (UTF-8),
+        # a longer line alone; for a stream other processes write too (see ``logs``).
+        self.max_write = max_write
         self._lines: list[str] = []
         self._chars = 0
         # The loop a write is scheduled on: another loop (or none) never waits for it.
@@ -74,10 +79,30 @@ class LineBuffer(logging.StreamHandler[TextIO]):
             self.release()
 
     def _write(self) -> None:
-        if self._lines:
+        if self._lines and self.max_write is not None:
+            self._write_apart()
+        elif self._lines:
             text = "".join(self._lines)
             self._lines.clear()
             self._chars = 0
             self.stream.write(text)
         if self.stream and hasattr(self.stream, "flush"):
             self.stream.flush()
+
+    def _write_apart(self) -> None:
+        """The held lines in groups of at most ``max_write`` bytes, each flushed on its own:
+        one system call each, which no other process's write can cut into."""
+        assert self.max_write is not None
+        lines, self._lines = self._lines, []
+        group: list[str] = []
+        size = 0
+        self._chars = 0
+        for line in lines:
+            length = len(line.encode("utf-8", "replace")) if not line.isascii() else len(line)
+            if group and size + length > self.max_write:
+                self.stream.write("".join(group))
+                self.stream.flush()
+                group, size = [], 0
+            group.append(line)
+            size += length
+        self.stream.write("".join(group))

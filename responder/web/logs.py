@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import re
 import secrets
@@ -23,7 +24,12 @@ TRACE_HEADER: Final = "X-Trace-Id"
 # An id a proxy already gave the request (X-Request-Id) is kept when it looks like one.
 _GOOD_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 _IDS: Final = random.Random(secrets.token_bytes(16))  # noqa: S311 (ids, not secrets)
+# A forked worker (``serve --workers``) would otherwise draw the same ids as its siblings.
+os.register_at_fork(after_in_child=lambda: _IDS.seed(secrets.token_bytes(16)))
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s%(trace_suffix)s"
+# Several processes writing one stream: a write of at most this many bytes to a pipe is never
+# interleaved with another process's (POSIX PIPE_BUF), so no line is cut by another's.
+ATOMIC_WRITE: Final = 4096
 _ORJSON: Final = "orjson" in names()
 _ENCODE: Final = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":")).encode
 _ID_TYPES: Final = (str, type(None))
@@ -66,11 +72,18 @@ class TraceFilter(logging.Filter):
         return True
 
 
+def text_format(worker: int | None = None) -> str:
+    """``TEXT_FORMAT``, with ``[worker N]`` after the level for a worker of ``serve --workers``."""
+    if worker is None:
+        return TEXT_FORMAT
+    return TEXT_FORMAT.replace("%(levelname)s ", f"%(levelname)s [worker {worker}] ", 1)
+
+
 class TextFormatter(logging.Formatter):
     """``TEXT_FORMAT`` lines; the date and time are formatted once a second, not per line."""
 
-    def __init__(self) -> None:
-        super().__init__(TEXT_FORMAT)
+    def __init__(self, worker: int | None = None) -> None:
+        super().__init__(text_format(worker))
         self._second: tuple[int, str] = (-1, "")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
@@ -97,11 +110,13 @@ def utc_millis(created: float) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, trace_id and trace fields."""
+    """One JSON object per line: time, level, logger, message, trace_id and trace fields, and
+    ``worker`` (its number) from a worker of ``serve --workers``."""
 
-    def __init__(self) -> None:
+    def __init__(self, worker: int | None = None) -> None:
         super().__init__()
         self._second: tuple[float, str] = (-1.0, "")
+        self._worker = worker
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -110,6 +125,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self._worker is not None:
+            data["worker"] = self._worker
         trace_id = getattr(record, "trace_id", None)
         if trace_id:
             data["trace_id"] = trace_id
@@ -160,15 +177,19 @@ def plain(value: Any) -> bool:
     return kind is int or kind is bool or value is None
 
 
-def setup_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:
+def setup_logging(
+    level: str, fmt: str, stream: TextIO | None = None, *, worker: int | None = None
+) -> None:
     """Configure the root logger once for the process: ``fmt`` is ``text`` or ``json``.
 
     Lines are written in batches (see ``LineBuffer``): once per event-loop iteration, at once
-    outside a loop and for warnings and errors, and at exit.
+    outside a loop and for warnings and errors, and at exit. A worker of ``serve --workers``
+    (``worker``: its number) tags its lines with it and shares the stream with the others: its
+    batches are written ``ATOMIC_WRITE`` bytes at most at a time.
     """
-    handler = LineBuffer(stream or sys.stderr)
+    handler = LineBuffer(stream or sys.stderr, max_write=None if worker is None else ATOMIC_WRITE)
     handler.addFilter(TraceFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter(worker) if fmt == "json" else TextFormatter(worker))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -7,6 +7,7 @@ provider actions), never from what a contact sends, so the number of series stay
 from __future__ import annotations
 
 import hmac
+import os
 from typing import Any, Final, Self
 
 from aiohttp import web
@@ -16,9 +17,11 @@ from prometheus_client import (
     Gauge,
     Histogram,
     disable_created_metrics,
+    values,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from responder.outbound import OutboundCall
 from responder.stores.base import Store
@@ -80,10 +83,29 @@ class CachedHistogram(_CachedLabels, Histogram):
     """A Histogram whose children are looked up in a dict."""
 
 
-class Metrics:
-    """Every metric responder exports, registered in a registry of its own."""
+def count_across_processes(directory: str) -> None:
+    """Make every metric value made from now on in this process live in ``directory``, where
+    a scrape sums it with the other processes' (prometheus_client's multiprocess mode).
 
-    def __init__(self) -> None:
+    Process-wide, as the library's mode is (it reads PROMETHEUS_MULTIPROC_DIR once, when it is
+    imported): each worker of ``serve --workers`` calls this before its application is built.
+    """
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    # The library asks for the process id at every increment, to notice a fork; a worker
+    # forks no more, and the system call would cost more than the increment.
+    pid = os.getpid()
+    values.ValueClass = values.MultiProcessValue(lambda: pid)  # type: ignore[no-untyped-call]
+
+
+class Metrics:
+    """Every metric responder exports, registered in a registry of its own.
+
+    ``shared``: the directory of ``count_across_processes``; a scrape then reads the sums of
+    every worker's values there (counters of a worker that has died included) instead of this
+    process's own.
+    """
+
+    def __init__(self, shared: str | None = None) -> None:
         # prometheus_client adds a `<name>_created` gauge beside every counter and histogram
         # by default: twice the series, none of them in docs/operating.md's table. The switch is
         # the library's own and process-wide; responder wants it off wherever it runs.
@@ -169,20 +191,32 @@ class Metrics:
             "Rule or dialogue errors (conditions or templates failing at run time)",
             registry=r,
         )
+        # Every worker sets the same gauges: across workers, the value set last is the one.
         self.rules = CachedGauge(
-            "responder_rules", "Rules and dialogues being served", ["what"], registry=r
+            "responder_rules",
+            "Rules and dialogues being served",
+            ["what"],
+            registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.outbox = CachedGauge(
             "responder_outbox_items",
             "Outbox items by status (pending, dead); read from the store at scrape time",
             ["status"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.timers = CachedGauge(
-            "responder_timers_pending", "Dialogue timers waiting to fire", registry=r
+            "responder_timers_pending",
+            "Dialogue timers waiting to fire",
+            registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.conversations = CachedGauge(
-            "responder_conversations_active", "Dialogue conversations in progress", registry=r
+            "responder_conversations_active",
+            "Dialogue conversations in progress",
+            registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.round_trips = CachedGauge(
             "responder_store_round_trips",
@@ -193,6 +227,10 @@ class Metrics:
         )
         for result in ("ok", "failed"):
             self.reloads.labels(result)
+        self._scraped = r
+        if shared is not None:
+            self._scraped = CollectorRegistry()
+            MultiProcessCollector(self._scraped, shared)  # type: ignore[no-untyped-call]
 
     def rules_loaded(self, rules: int, dialogues: int) -> None:
         self.rules.labels("rules").set(rules)
@@ -209,7 +247,7 @@ class Metrics:
             self.round_trips.labels(caller).set(count)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self._scraped)
 
 
 def authorized(request: web.Request, token: str | None) -> bool:

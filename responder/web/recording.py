@@ -171,6 +171,13 @@ class Recorder:
         self.open()
 
 
+def worker_path(path: str, worker: int) -> str:
+    """``webhooks.jsonl`` -> ``webhooks.worker2.jsonl``: each worker of ``serve --workers``
+    records to a file of its own (one file rotated by two processes would lose records)."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.worker{worker}{p.suffix}"))
+
+
 def read_records(paths: Sequence[str | Path]) -> tuple[list[Record], list[str]]:
     """Every record of ``paths`` in time order, and the problems (``file:line: why``)."""
     records: list[Record] = []

@@ -53,6 +53,7 @@ from responder.web.recording import Record, Recorder, redact_body, redact_pairs
 from responder.web.reload import Reloader
 from responder.web.startup import StopSignals, open_recording, public_url_warning
 from responder.web.trace import WebhookTrace
+from responder.web.workers import Role
 
 log = logging.getLogger("responder.server")
 trace_log = logging.getLogger("responder.trace")
@@ -74,6 +75,8 @@ RELOADER = web.AppKey("reloader", Reloader)
 RECORDER: web.AppKey[Recorder | None] = web.AppKey("recorder")
 # Told of every webhook and timer handled (the console sets one; None costs nothing).
 OBSERVER: web.AppKey[Observer | None] = web.AppKey("observer")
+# One of the workers of ``serve --workers``, or None for the one process serving alone.
+ROLE: web.AppKey[Role | None] = web.AppKey("role")
 
 PURGE_EVERY = 3600.0
 
@@ -352,13 +355,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     engine = Engine(app[INITIAL_RULES], store, runner, app[CLOCK])
     app[ENGINE] = engine
     app[RELOADER] = Reloader(settings.rules, engine, app[METRICS])
-    for warning in open_channels(settings):
-        log.warning("%s", warning)
-    ivr_warning = public_url_warning(settings.public_url, engine.rules)
-    if ivr_warning:
-        log.warning("%s", ivr_warning)
-    for problem in engine.rules.warnings:
-        log.warning("%s", problem)
+    role = app[ROLE]
+    if role is None or role.number == 1:  # the other workers would say the same again
+        _warn_at_start(settings, engine.rules)
     delivery = Delivery(
         store,
         MeteredSender(settings, session, app[METRICS]),
@@ -387,7 +386,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     with suppress(NotImplementedError, RuntimeError, ValueError):
         # Only the main thread of a real process can take signals; tests run without.
         loop.add_signal_handler(signal.SIGHUP, reloader.request, "SIGHUP")
-    StopSignals(settings.delivery.shutdown_grace).install(loop)
+    # A worker takes SIGTERM only: its parent passes SIGINT (Ctrl-C) on as SIGTERM.
+    stop_on = (signal.SIGTERM,) if role is not None else (signal.SIGTERM, signal.SIGINT)
+    StopSignals(settings.delivery.shutdown_grace).install(loop, stop_on)
     try:
         yield
     finally:
@@ -418,6 +419,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         log.info("stopped")
 
 
+def _warn_at_start(settings: Settings, rules: RuleSet) -> None:
+    """Open channels, IVR dialogues without a public URL, and the rules' own warnings."""
+    for warning in open_channels(settings):
+        log.warning("%s", warning)
+    ivr_warning = public_url_warning(settings.public_url, rules)
+    if ivr_warning:
+        log.warning("%s", ivr_warning)
+    for problem in rules.warnings:
+        log.warning("%s", problem)
+
+
 def reload_rules(app: web.Application) -> bool:
     """Load the rules again and swap them in; broken rules are logged and the old ones stay.
 
@@ -444,8 +456,11 @@ def create_app(
     rules: RuleSet | None = None,
     store: Store | None = None,
     clock: Callable[[], float] = time.time,
+    worker: Role | None = None,
 ) -> web.Application:
-    """Build the application; rules are loaded here (RulesError if they are broken)."""
+    """Build the application; rules are loaded here (RulesError if they are broken).
+
+    ``worker``: the application is one worker's of ``serve --workers`` (see ``workers``)."""
     ruleset = rules if rules is not None else load_rules(settings.rules)
     store = store if store is not None else open_store(settings.store)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
@@ -454,7 +469,8 @@ def create_app(
     app[CLOCK] = clock
     app[INITIAL_RULES] = ruleset
     app[LOCKS] = KeyedLocks()
-    app[METRICS] = Metrics()
+    app[ROLE] = worker
+    app[METRICS] = Metrics(shared=worker.metrics_dir if worker is not None else None)
     app[OBSERVER] = None
     app[RECORDER] = (
         Recorder(settings.record, settings.record_max_bytes, settings.record_keep)

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from responder.errors import SettingsError, StoreError
 from responder.rules.model import RuleSet
-from responder.stores import without_password
+from responder.stores import open_store, without_password
 from responder.web.recording import Recorder
 
 log = logging.getLogger("responder")
@@ -45,6 +45,14 @@ def listen_problem(host: str, port: int, exc: OSError) -> str:
 def store_problem(exc: StoreError) -> str:
     """A store that could not be opened or written (the error names it), and where it is set."""
     return f"{exc}; {STORE_HINT}"
+
+
+async def check_store(url: str) -> None:
+    """Open the store at ``url`` and close it again: StoreError (once, before any worker of
+    ``serve --workers`` starts) when it cannot be opened or written; its tables made once."""
+    store = open_store(url)
+    await store.open()
+    await store.close()
 
 
 def where(url: str) -> str:
@@ -86,11 +94,15 @@ class StopSignals:
         self.grace = grace
         self.stopping = False
 
-    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+    def install(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT),
+    ) -> None:
         with suppress(NotImplementedError, RuntimeError, ValueError):
             # Only the main thread of a real process can take signals; tests run without.
-            for number in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(number, self.received, signal.Signals(number).name)
+            for number in signals:
+                loop.add_signal_handler(number, self.received, number.name)
 
     def received(self, name: str) -> None:
         if self.stopping:

@@ -59,6 +59,7 @@ async def test_the_run_script_starts_replicas_that_share_one_store(
     env = {
         **os.environ,
         "REPLICAS": "2",
+        "WORKERS": "2",  # each replica with two workers of its own
         "BASE_PORT": str(base),
         "RESPONDER_STORE": redis_url,
         "PYTHON": sys.executable,
@@ -81,6 +82,10 @@ async def test_the_run_script_starts_replicas_that_share_one_store(
                     if asyncio.get_running_loop().time() > deadline:
                         raise AssertionError((tmp_path / "run.log").read_text())
                     await asyncio.sleep(0.05)
+            while (tmp_path / "run.log").read_text().count("with 2 workers") < 2:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError((tmp_path / "run.log").read_text())
+                await asyncio.sleep(0.05)
             answers = []
             for url in urls:  # the same missed call delivered to both replicas
                 async with http.post(f"{url}/webhooks/textit", data=MISSED) as resp:

@@ -215,3 +215,23 @@ def test_lines_do_not_linger_after_their_iteration(tmp_path: Path) -> None:
             if proc.stdout is not None:
                 proc.stdout.close()
     assert out.read_text().count("responder.child") == 200
+
+
+async def test_a_shared_stream_gets_whole_lines_in_writes_of_a_bounded_size(
+    logger: logging.Logger,
+) -> None:
+    stream = Writes()
+    handler = LineBuffer(stream, max_write=64)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    lines = ["a" * 20, "é" * 20, "b" * 30, "c" * 100, "d"]  # "é" is two bytes in UTF-8
+    for line in lines:
+        logger.info(line)
+    await asyncio.sleep(0)
+    assert stream.writes == [
+        f"{'a' * 20}\n{'é' * 20}\n",  # 62 bytes; with the next one it would be 93
+        f"{'b' * 30}\n",
+        f"{'c' * 100}\n",  # longer than the bound: alone
+        "d\n",
+    ]
+    assert all(text.endswith("\n") for text in stream.writes)

@@ -7,6 +7,7 @@ import enum
 import io
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -360,3 +361,28 @@ def test_values_orjson_would_write_differently_are_written_as_json_dumps_does(va
     for fields in ({"v": value, "s": "x"}, {"calls": [{"params": {"n": 1, "v": value}}]}):
         record = _record(1_764_322_262.25, fields, "ab12")
         assert JsonFormatter().format(record) == reference_json(record)
+
+
+def test_a_workers_lines_say_which_worker_wrote_them(restore_root: None) -> None:
+    text, as_json = io.StringIO(), io.StringIO()
+    setup_logging("INFO", "text", text, worker=2)
+    logging.getLogger("responder.test").info("hello")
+    setup_logging("INFO", "json", as_json, worker=2)
+    logging.getLogger("responder.test").info("hello")
+    assert text.getvalue().split(" ", 2)[2] == "INFO [worker 2] responder.test: hello\n"
+    line = json.loads(as_json.getvalue())
+    assert (line["level"], line["worker"], line["message"]) == ("INFO", 2, "hello")
+
+
+def test_a_forked_process_draws_trace_ids_of_its_own() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids, then out without running the parent's clean-up
+        os.write(write, new_trace_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    assert child
+    assert child != new_trace_id()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from responder.web.recording import Record, Recorder, read_records, redact_body
+from responder.web.recording import Record, Recorder, read_records, redact_body, worker_path
 from tests.conftest import write_rules
 
 RULES = """
@@ -123,3 +123,15 @@ def test_reading_reports_bad_lines_with_their_place(tmp_path: Path) -> None:
     records, problems = read_records([path])
     assert [r.time for r in records] == [1.0, 2.0]
     assert [p.split(": ")[0] for p in problems] == [f"{path}:3", f"{path}:4", f"{path}:5"]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/var/log/webhooks.jsonl", "/var/log/webhooks.worker2.jsonl"),
+        ("webhooks", "webhooks.worker2"),
+        ("logs/in.coming.log", "logs/in.coming.worker2.log"),
+    ],
+)
+def test_each_worker_records_to_a_file_of_its_own(path: str, expected: str) -> None:
+    assert worker_path(path, 2) == expected
