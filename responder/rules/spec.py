@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from responder.errors import Problem, TemplateError
+from responder.matching.bounded import Regex
 from responder.matching.calendars import calendar_names
 from responder.matching.regex import UnsafeRegex, check_regex
 from responder.rules.yamlnodes import LMap, LSeq
@@ -492,7 +493,7 @@ class RegexSpec(Spec):
         if not isinstance(value, str):
             return ctx.error(line, path, f"expected a regex string, got {_type_name(value)}")
         try:
-            compiled = re.compile(value, re.IGNORECASE)
+            compiled = Regex.compile(value, re.IGNORECASE)
             check_regex(value, re.IGNORECASE)
         except re.error as exc:
             return ctx.error(line, path, f"bad regex {value!r}: {exc}")
