@@ -129,7 +129,7 @@ def _unreadable(text: str, file: str, exc: yaml.reader.ReaderError) -> Problem:
         file,
         line,
         f"character '{shown.encode('unicode_escape').decode('ascii')}' is not allowed in "
-        "YAML (write it as an escape inside a double-quoted string, e.g. \"\\x1b\")",
+        'YAML (write it as an escape inside a double-quoted string, e.g. "\\x1b")',
     )
 
 
