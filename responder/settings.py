@@ -10,6 +10,7 @@ from typing import Any
 
 from responder.errors import SettingsError
 from responder.policy import DeliverySettings
+from responder.retention import Retention
 
 DEFAULT_CHANNELS: Mapping[str, str] = {"textit": "textit", "hoiio": "hoiio"}
 PROVIDER_NAMES = frozenset({"textit", "hoiio"})
@@ -61,6 +62,8 @@ class Settings:
     # Simulation only: send the rules' own http calls here instead of their real URLs.
     capture_http_url: str | None = None
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    # How long finished records stay in the store (docs/settings.md, Retention).
+    retention: Retention = field(default_factory=Retention)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -114,6 +117,11 @@ class Settings:
             if env.get(key, "").strip():
                 values[name] = parse_networks(key, env[key])
         values["delivery"] = DeliverySettings.from_env(env)
+        values["retention"] = Retention.from_env(env)
+        if env.get("RESPONDER_IDEMPOTENCY_TTL", "").strip():
+            values["idempotency_ttl"] = _float(
+                "RESPONDER_IDEMPOTENCY_TTL", env["RESPONDER_IDEMPOTENCY_TTL"]
+            )
         channels = values.get("channels", overrides.get("channels")) or DEFAULT_CHANNELS
         secrets = channel_secrets(env, channels)
         if secrets:
@@ -150,6 +158,10 @@ class Settings:
         if self.log_contacts not in ("full", "masked"):
             raise SettingsError(
                 "RESPONDER_LOG_CONTACTS", f"{self.log_contacts!r} is not full or masked"
+            )
+        if not 3600 <= self.idempotency_ttl <= 3660 * 86400:
+            raise SettingsError(
+                "RESPONDER_IDEMPOTENCY_TTL", "must be between 3600 seconds and 10 years"
             )
         if self.record_max_bytes < 4096:
             raise SettingsError("RESPONDER_RECORD_MAX_BYTES", "must be at least 4096")
@@ -252,6 +264,16 @@ def _bool(key: str, value: str) -> bool:
     if folded in ("0", "false", "no", "off"):
         return False
     raise SettingsError(key, f"{value!r} is not true or false")
+
+
+def _float(key: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(key, f"{value!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise SettingsError(key, f"{value!r} is not a number")
+    return number
 
 
 def _int(key: str, value: str) -> int:

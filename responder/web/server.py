@@ -26,6 +26,7 @@ from responder.errors import (
 from responder.events import Event
 from responder.providers import PROVIDERS
 from responder.providers.base import WebhookRequest
+from responder.retention import Retention
 from responder.rules.loader import load_rules
 from responder.rules.model import RuleSet
 from responder.runtime.engine import Engine
@@ -344,7 +345,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[TIMERS] = timers
     worker = asyncio.create_task(delivery.run(), name="delivery")
     timer_task = asyncio.create_task(timers.run(), name="timers")
-    purger = asyncio.create_task(_purge(store, app[CLOCK]), name="purge")
+    purger = asyncio.create_task(
+        _purge(store, app[CLOCK], settings.retention, engine), name="purge"
+    )
     reloader = app[RELOADER]
     watcher = asyncio.create_task(reloader.watch(), name="watch") if settings.watch else None
     loop = asyncio.get_running_loop()
@@ -391,15 +394,24 @@ def reload_rules(app: web.Application) -> bool:
     return app[RELOADER].reload_now()
 
 
-async def _purge(store: Store, clock: Callable[[], float]) -> None:
+async def _purge(
+    store: Store, clock: Callable[[], float], retention: Retention, engine: Engine
+) -> None:
     while True:
         try:
-            removed = await store.purge(clock())
+            removed = await store.purge(clock(), purge_retention(retention, engine.rules))
             if removed:
                 log.info("purged %d expired record(s)", removed)
         except StoreError as exc:
             log.error("purge failed: %s", exc)
         await asyncio.sleep(PURGE_EVERY)
+
+
+def purge_retention(retention: Retention, rules: RuleSet) -> Retention:
+    """The retention the purge applies: hits are kept as long as the longest limit of the
+    rules in force, when that is longer than ``RESPONDER_RETAIN_HITS``."""
+    longest = max((rule.limit.every for rule in rules.rules if rule.limit), default=0.0)
+    return retention.keeping_hits(longest)
 
 
 def create_app(
