@@ -45,6 +45,11 @@ class Settings:
     textit_api_url: str = "https://textit.in/api/v2"
     channels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
     max_body_bytes: int = 1024 * 1024
+    # Seconds a connection may go without a complete request head (idle keep-alive
+    # connections, headers sent a byte at a time): then it is closed.
+    header_timeout: float = 15.0
+    # Seconds a request's body may take to arrive (one that never ends): then 408, closed.
+    body_timeout: float = 30.0
     idempotency_ttl: float = 7 * 86400.0
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one JSON object per line
@@ -118,6 +123,12 @@ class Settings:
                 values[name] = parse_networks(key, env[key])
         values["delivery"] = DeliverySettings.from_env(env)
         values["retention"] = Retention.from_env(env)
+        for key, name in (
+            ("RESPONDER_HEADER_TIMEOUT", "header_timeout"),
+            ("RESPONDER_BODY_TIMEOUT", "body_timeout"),
+        ):
+            if env.get(key, "").strip():
+                values[name] = _float(key, env[key])
         if env.get("RESPONDER_IDEMPOTENCY_TTL", "").strip():
             values["idempotency_ttl"] = _float(
                 "RESPONDER_IDEMPOTENCY_TTL", env["RESPONDER_IDEMPOTENCY_TTL"]
@@ -159,10 +170,14 @@ class Settings:
             raise SettingsError(
                 "RESPONDER_LOG_CONTACTS", f"{self.log_contacts!r} is not full or masked"
             )
-        if not 3600 <= self.idempotency_ttl <= 3660 * 86400:
-            raise SettingsError(
-                "RESPONDER_IDEMPOTENCY_TTL", "must be between 3600 seconds and 10 years"
-            )
+        for key, seconds in (
+            ("RESPONDER_HEADER_TIMEOUT", self.header_timeout),
+            ("RESPONDER_BODY_TIMEOUT", self.body_timeout),
+        ):
+            if not 0.1 <= seconds <= 3600:
+                raise SettingsError(key, "must be 0.1 to 3600 seconds")
+        if not 60 <= self.idempotency_ttl <= 3660 * 86400:
+            raise SettingsError("RESPONDER_IDEMPOTENCY_TTL", "must be 60 seconds to 10 years")
         if self.record_max_bytes < 4096:
             raise SettingsError("RESPONDER_RECORD_MAX_BYTES", "must be at least 4096")
         if not 0 <= self.record_keep <= 100:

@@ -108,6 +108,8 @@ DEFAULTS: dict[str, object] = {
     "RESPONDER_DELIVERY_LEASE": D.lease,
     "RESPONDER_SHUTDOWN_GRACE": D.shutdown_grace,
     "RESPONDER_IDEMPOTENCY_TTL": S.idempotency_ttl,
+    "RESPONDER_HEADER_TIMEOUT": S.header_timeout,
+    "RESPONDER_BODY_TIMEOUT": S.body_timeout,
     "RESPONDER_RETAIN_SENT": R.sent,
     "RESPONDER_RETAIN_DEAD": R.dead,
     "RESPONDER_RETAIN_HITS": R.hits,
