@@ -27,6 +27,7 @@ class Retention:
     dead: float = 30 * DAY  # dead outbox items, from their last try (``outbox retry``)
     hits: float = 31 * DAY  # rate-limit hits; never less than the longest limit of the rules
     conversations: float = 30 * DAY  # conversations not written for this long, without timer
+    every: float = 3600.0  # seconds between two purges (the first at start-up)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Retention:
@@ -44,9 +45,13 @@ class Retention:
 
     def validate(self) -> None:
         for key, name in _KEYS.items():
+            if name == "every":
+                continue
             value = getattr(self, name)
-            if not math.isfinite(value) or not 60 <= value <= 3660 * DAY:
-                raise SettingsError(key, "must be between 60 seconds and 10 years")
+            if not math.isfinite(value) or not 1 <= value <= 3660 * DAY:
+                raise SettingsError(key, "must be between 1 second and 10 years")
+        if not math.isfinite(self.every) or not 1 <= self.every <= DAY:
+            raise SettingsError("RESPONDER_PURGE_EVERY", "must be between 1 second and a day")
 
     def keeping_hits(self, seconds: float) -> Retention:
         """This retention, keeping hits at least ``seconds`` (a rule's limit window)."""
@@ -58,6 +63,7 @@ _KEYS: Final = {
     "RESPONDER_RETAIN_DEAD": "dead",
     "RESPONDER_RETAIN_HITS": "hits",
     "RESPONDER_RETAIN_CONVERSATIONS": "conversations",
+    "RESPONDER_PURGE_EVERY": "every",
 }
 
 

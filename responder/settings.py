@@ -176,8 +176,8 @@ class Settings:
         ):
             if not 0.1 <= seconds <= 3600:
                 raise SettingsError(key, "must be 0.1 to 3600 seconds")
-        if not 60 <= self.idempotency_ttl <= 3660 * 86400:
-            raise SettingsError("RESPONDER_IDEMPOTENCY_TTL", "must be 60 seconds to 10 years")
+        if not 1 <= self.idempotency_ttl <= 3660 * 86400:
+            raise SettingsError("RESPONDER_IDEMPOTENCY_TTL", "must be 1 second to 10 years")
         if self.record_max_bytes < 4096:
             raise SettingsError("RESPONDER_RECORD_MAX_BYTES", "must be at least 4096")
         if not 0 <= self.record_keep <= 100:

@@ -114,6 +114,7 @@ DEFAULTS: dict[str, object] = {
     "RESPONDER_RETAIN_DEAD": R.dead,
     "RESPONDER_RETAIN_HITS": R.hits,
     "RESPONDER_RETAIN_CONVERSATIONS": R.conversations,
+    "RESPONDER_PURGE_EVERY": R.every,
 }
 
 

@@ -73,9 +73,6 @@ METRICS = web.AppKey("metrics", Metrics)
 RELOADER = web.AppKey("reloader", Reloader)
 RECORDER: web.AppKey[Recorder | None] = web.AppKey("recorder")
 
-PURGE_EVERY = 3600.0
-
-
 REFUSED_REASONS = {404: "unknown_channel", 405: "method", 413: "too_large"}
 
 
@@ -404,7 +401,7 @@ async def _purge(
                 log.info("purged %d expired record(s)", removed)
         except StoreError as exc:
             log.error("purge failed: %s", exc)
-        await asyncio.sleep(PURGE_EVERY)
+        await asyncio.sleep(retention.every)
 
 
 def purge_retention(retention: Retention, rules: RuleSet) -> Retention:
