@@ -368,7 +368,7 @@ def _serve(args: argparse.Namespace) -> int:
     from responder.settings import Settings
     from responder.speed import event_loop_policy, names
     from responder.web.logs import setup_logging
-    from responder.web.server import create_app
+    from responder.web.server import create_app, runner_options
     from responder.web.startup import listen_problem, store_problem, where
 
     try:
@@ -422,7 +422,13 @@ def _serve(args: argparse.Namespace) -> int:
     # reload): out of the collector's sight, so its full passes stay short with large rule sets.
     gc.freeze()
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=serving, access_log=None)
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=serving,
+            **runner_options(settings),  # type: ignore[arg-type]
+        )
     except SettingsError as exc:
         print(f"responder: setting {exc}", file=sys.stderr)
         return 2

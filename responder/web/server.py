@@ -73,6 +73,7 @@ METRICS = web.AppKey("metrics", Metrics)
 RELOADER = web.AppKey("reloader", Reloader)
 RECORDER: web.AppKey[Recorder | None] = web.AppKey("recorder")
 
+LINGER = 2.0  # seconds the rest of an unread body is drained after an early answer
 REFUSED_REASONS = {404: "unknown_channel", 405: "method", 413: "too_large"}
 
 
@@ -152,7 +153,19 @@ async def _webhook(
     check_secret(settings, channel, request.query)
     provider = PROVIDERS[provider_name]
     try:
-        body = await request.read()
+        async with asyncio.timeout(settings.body_timeout):
+            body = await request.read()
+    except TimeoutError:
+        # A body that never ends (fewer bytes than Content-Length, a chunked body without its
+        # last chunk) would hold the connection and its descriptor for as long as the sender
+        # likes.
+        log.warning(
+            "body not received within %g s on %s: refused", settings.body_timeout, request.path
+        )
+        app[METRICS].refused.labels("body_timeout").inc()
+        response = web.json_response({"error": "request body timed out"}, status=408)
+        response.force_close()
+        return response
     except web.RequestPayloadError:
         # aiohttp decompresses per Content-Encoding while reading; a body that does not
         # decompress is the sender's mistake, not ours.
@@ -402,6 +415,20 @@ async def _purge(
         except StoreError as exc:
             log.error("purge failed: %s", exc)
         await asyncio.sleep(retention.every)
+
+
+def runner_options(settings: Settings) -> dict[str, object]:
+    """What the HTTP server is started with besides the application: the head timeout
+    (aiohttp's keep-alive timer runs from the connection or the last answer until a request
+    head is complete, however slowly its bytes come); after an early answer (408, 413) the
+    rest of a body is read for LINGER seconds at most, so the sender sees the answer rather
+    than a reset, before the connection is closed; no access log (queries hold the webhook
+    secret)."""
+    return {
+        "keepalive_timeout": settings.header_timeout,
+        "lingering_time": LINGER,
+        "access_log": None,
+    }
 
 
 def purge_retention(retention: Retention, rules: RuleSet) -> Retention:
