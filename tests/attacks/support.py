@@ -65,6 +65,20 @@ def descriptors(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def connections(port: int) -> int:
+    """Open TCP connections whose server side is ``port`` on this machine (any state but
+    LISTEN and TIME_WAIT: the server still holds them)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state = fields[1], fields[3]
+                if int(local.rsplit(":", 1)[1], 16) == port and state not in ("0A", "06"):
+                    count += 1
+    return count
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
