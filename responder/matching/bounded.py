@@ -4,24 +4,28 @@ under a time budget.
 The load-time check (``regex.check_regex``) refuses the patterns known to backtrack
 catastrophically, but a checker can miss one, and a contact chooses the text. So a rule's
 regex is also translated, when it can be, into RE2 syntax: RE2 runs in time linear in the
-text whatever the pattern. The translation is exact on the texts it is used for: ASCII
-texts (Python's Unicode classes, ``\\b`` and case folding agree with an ASCII class there,
-and each single-character item's class is worked out by ``re`` itself) that do not end with
-a newline (where Python's ``$`` also matches before it). Lookarounds, back-references,
-atomic groups, possessive repeats, ``re.MULTILINE`` and repeat counts above 1,000 have no
-RE2 translation; those patterns, and other texts, are searched by ``re`` with an interval
-timer that interrupts the search after REGEX_BUDGET seconds (``re`` checks for signals as it
-goes). A search cut short counts as no match and is logged.
+text whatever the pattern. The translation is exact: each single-character item (a letter
+under case folding, ``\\w``, ``[^a-z]``) becomes the class of every code point ``re`` itself
+matches with it, and Python's ``$`` becomes "an optional newline, then the end" where that
+changes no group. Two things RE2 cannot follow send a text back to ``re``: ``\\b`` on a text
+that is not ASCII (RE2's words are ASCII), and a ``$`` inside a group or before more pattern
+on a text that ends with a newline. Lookarounds, back-references, atomic groups, possessive
+repeats, ``re.MULTILINE`` and repeat counts above 1,000 have no translation at all. Those
+are searched by ``re`` with an interval timer that interrupts the search after REGEX_BUDGET
+seconds (``re`` checks for signals as it goes); a search cut short counts as no match and is
+logged.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import re
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from types import FrameType
 from typing import Any, Final
@@ -60,23 +64,24 @@ class _OutOfTime(Exception):
 class Regex:
     """A compiled rule regex: ``groups(text)`` searches it with bounded time."""
 
-    __slots__ = ("_dollar", "_linear", "compiled", "timeouts")
+    __slots__ = ("_linear", "_translation", "compiled", "timeouts")
 
     def __init__(self, compiled: re.Pattern[str]) -> None:
         self.compiled = compiled
         self.timeouts = 0  # searches cut short by the budget
         self._linear: Any = None
-        self._dollar = False
+        self._translation = Translation("")
         if _re2 is not None:
             try:
-                translated, self._dollar = translate(compiled.pattern, compiled.flags)
+                self._translation = translate(compiled.pattern, compiled.flags)
             except _NoTranslation:
                 return
             options = _re2.Options()
             options.log_errors = False
+            options.max_mem = 64 << 20  # Unicode classes such as \\w take room
             try:
-                self._linear = _re2.compile(translated, options)
-            except _re2.error:  # pragma: no cover - a translation is always RE2 syntax
+                self._linear = _re2.compile(self._translation.pattern, options)
+            except _re2.error:  # too large for RE2: re, under the budget
                 self._linear = None
 
     @classmethod
@@ -93,16 +98,28 @@ class Regex:
 
     @property
     def linear(self) -> bool:
-        """Whether ASCII texts are searched by RE2."""
+        """Whether texts are searched by RE2 (``linear_for`` says which)."""
         return self._linear is not None
+
+    def linear_for(self, text: str) -> bool:
+        """Whether RE2 answers for ``text`` exactly as ``re`` would."""
+        t = self._translation
+        return (
+            self._linear is not None
+            and not (t.boundary and not text.isascii())
+            and not (t.dollar and text.endswith("\n"))
+        )
 
     def groups(self, text: str) -> Mapping[str, str | None] | None:
         """The named groups of the first match in ``text``, or None when there is none (or
         when the search ran out of its budget)."""
-        plain = text.isascii() and not (self._dollar and text.endswith("\n"))
-        if self._linear is not None and plain:
-            found = self._linear.search(text)
-            return None if found is None else found.groupdict()
+        if self.linear_for(text):
+            try:
+                found = self._linear.search(text)
+            except UnicodeEncodeError:
+                pass  # a lone surrogate (providers replace them): re answers
+            else:
+                return None if found is None else found.groupdict()
         try:
             match = _budgeted(self.compiled, text)
         except _OutOfTime:
@@ -153,67 +170,86 @@ def _budgeted(compiled: re.Pattern[str], text: str) -> re.Match[str] | None:
         signal.signal(signal.SIGALRM, previous)
 
 
-def translate(pattern: str, flags: int = 0) -> tuple[str, bool]:
-    """RE2 syntax that matches as ``re.compile(pattern, flags)`` does on ASCII texts not
-    ending in a newline, and whether it uses Python's ``$`` (which also matches before a
-    final newline). Raises _NoTranslation when RE2 has no equivalent."""
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """A pattern in RE2 syntax, and which texts it answers exactly as ``re`` does."""
+
+    pattern: str
+    dollar: bool = False  # a ``$`` RE2 cannot follow on a text ending in a newline
+    boundary: bool = False  # ``\b`` or ``\B``: RE2's know ASCII words only
+
+
+def translate(pattern: str, flags: int = 0) -> Translation:
+    """RE2 syntax that matches as ``re.compile(pattern, flags)`` does (see ``Translation``
+    for the texts where it cannot); raises _NoTranslation when RE2 has no equivalent."""
     tree = _parser.parse(pattern, flags)
     flags = tree.state.flags
     if flags & re.MULTILINE:
         raise _NoTranslation
-    names = {number: name for name, number in tree.state.groupdict.items()}
-    dollar: list[bool] = []
-    return _emit(list(tree), flags, names, dollar), bool(dollar)
+    emitter = _Emitter({number: name for name, number in tree.state.groupdict.items()})
+    translated = emitter.sequence(list(tree), flags, final=True)
+    return Translation(translated, emitter.dollar, emitter.boundary)
 
 
-def _emit(
-    items: list[tuple[Any, Any]], flags: int, names: dict[int, str], dollar: list[bool]
-) -> str:
-    out: list[str] = []
-    for op, av in items:
-        if op in _SINGLE:
-            out.append(_ascii_class(op, _frozen(av), flags))
-        elif op in _REPEATS:
-            low, high, body = av
-            if low > _MAX_RE2_REPEAT or (high != _c.MAXREPEAT and high > _MAX_RE2_REPEAT):
+class _Emitter:
+    def __init__(self, names: dict[int, str]) -> None:
+        self.names = names
+        self.dollar = False
+        self.boundary = False
+
+    def sequence(self, items: list[tuple[Any, Any]], flags: int, final: bool) -> str:
+        """``final``: nothing after this sequence consumes a character and no group
+        encloses it, so a ``$`` at its end may take the text's last newline with it."""
+        out: list[str] = []
+        for index, (op, av) in enumerate(items):
+            last = final and index == len(items) - 1
+            if op in _SINGLE:
+                out.append(_class(op, _frozen(av), flags))
+            elif op in _REPEATS:
+                low, high, body = av
+                if low > _MAX_RE2_REPEAT or (high != _c.MAXREPEAT and high > _MAX_RE2_REPEAT):
+                    raise _NoTranslation
+                top = "" if high == _c.MAXREPEAT else str(high)
+                lazy = "?" if op is _c.MIN_REPEAT else ""
+                inner = self.sequence(list(body), flags, final=False)
+                out.append(f"(?:{inner}){{{low},{top}}}{lazy}")
+            elif op is _c.SUBPATTERN:
+                group, add, remove, body = av
+                inner_flags = (flags | add) & ~remove
+                if inner_flags & re.MULTILINE:
+                    raise _NoTranslation
+                inner = self.sequence(list(body), inner_flags, final=last and group is None)
+                if group is None:
+                    out.append(f"(?:{inner})")
+                elif group in self.names:
+                    out.append(f"(?P<{self.names[group]}>{inner})")
+                else:
+                    out.append(f"({inner})")
+            elif op is _c.BRANCH:
+                alternatives = (self.sequence(list(a), flags, final=last) for a in av[1])
+                out.append("(?:" + "|".join(alternatives) + ")")
+            elif op is _c.AT:
+                out.append(self.at(av, last))
+            else:  # lookarounds, back-references, atomic groups, possessive repeats
                 raise _NoTranslation
-            top = "" if high == _c.MAXREPEAT else str(high)
-            lazy = "?" if op is _c.MIN_REPEAT else ""
-            out.append(f"(?:{_emit(list(body), flags, names, dollar)}){{{low},{top}}}{lazy}")
-        elif op is _c.SUBPATTERN:
-            group, add, remove, body = av
-            inner_flags = (flags | add) & ~remove
-            if inner_flags & re.MULTILINE:
-                raise _NoTranslation
-            inner = _emit(list(body), inner_flags, names, dollar)
-            if group is None:
-                out.append(f"(?:{inner})")
-            elif group in names:
-                out.append(f"(?P<{names[group]}>{inner})")
-            else:
-                out.append(f"({inner})")
-        elif op is _c.BRANCH:
-            out.append("(?:" + "|".join(_emit(list(a), flags, names, dollar) for a in av[1]) + ")")
-        elif op is _c.AT:
-            out.append(_at(av, dollar))
-        else:  # lookarounds, back-references, atomic groups, possessive repeats
-            raise _NoTranslation
-    return "".join(out)
+        return "".join(out)
 
-
-def _at(where: Any, dollar: list[bool]) -> str:
-    if where in (_c.AT_BEGINNING, _c.AT_BEGINNING_STRING):
-        return r"\A"
-    if where is _c.AT_END:
-        dollar.append(True)
-        return r"\z"
-    if where is _c.AT_END_STRING:
-        return r"\z"
-    if where is _c.AT_BOUNDARY:
-        return r"\b"
-    if where is _c.AT_NON_BOUNDARY:
-        return r"\B"
-    raise _NoTranslation
+    def at(self, where: Any, last: bool) -> str:
+        if where in (_c.AT_BEGINNING, _c.AT_BEGINNING_STRING):
+            return r"\A"
+        if where is _c.AT_END:
+            # Python's $ also matches before a final newline. Where nothing follows it and no
+            # group holds it, taking that newline into the match changes no group.
+            if last:
+                return r"(?:\n?\z)"
+            self.dollar = True
+            return r"\z"
+        if where is _c.AT_END_STRING:
+            return r"\z"
+        if where in (_c.AT_BOUNDARY, _c.AT_NON_BOUNDARY):
+            self.boundary = True
+            return r"\b" if where is _c.AT_BOUNDARY else r"\B"
+        raise _NoTranslation
 
 
 def _frozen(av: Any) -> Any:
@@ -221,23 +257,45 @@ def _frozen(av: Any) -> Any:
     return tuple(av) if isinstance(av, list) else av
 
 
+@functools.cache
+def _every_character() -> str:
+    """Every code point but the surrogates, in order (4.4 MB, made once, when first needed)."""
+    return "".join(map(chr, range(0xD800))) + "".join(map(chr, range(0xE000, 0x110000)))
+
+
 @lru_cache(maxsize=4096)
-def _ascii_class(op: Any, av: Any, flags: int) -> str:
-    """The ASCII characters one single-character item matches under ``flags``, as an RE2
-    class, asked of ``re`` itself (so case folding and Unicode classes agree exactly)."""
+def _class(op: Any, av: Any, flags: int) -> str:
+    """The characters one single-character item matches under ``flags``, as an RE2 class,
+    found by ``re`` itself over every code point (so case folding and Unicode classes agree
+    exactly)."""
+    if op is _c.LITERAL and not flags & re.IGNORECASE:
+        return _ranges([(av, av)])
     state = _parser.State()
     state.flags = flags
-    value = list(av) if op is _c.IN else av
-    sub = _parser.SubPattern(state, [(op, value)])
+    sub = _parser.SubPattern(state, [(op, list(av) if op is _c.IN else av)])
     compiled = _compiler.compile(sub, flags)
-    chars = [code for code in range(128) if compiled.fullmatch(chr(code))]
-    if not chars:
-        return r"[^\x00-\x{10FFFF}]"
-    ranges: list[list[int]] = []
-    for code in chars:
-        if ranges and ranges[-1][1] == code - 1:
-            ranges[-1][1] = code
+    everything = _every_character()
+    others = compiled.sub("", everything)  # the characters it does not match
+    if len(others) * 2 > len(everything):
+        return _ranges(_spans(compiled.findall(everything)))
+    if not others:
+        return r"[\x{0}-\x{10FFFF}]"
+    return _ranges(_spans(others), negated=True)
+
+
+def _spans(chars: Iterable[str]) -> list[tuple[int, int]]:
+    spans: list[list[int]] = []
+    for char in chars:
+        code = ord(char)
+        if spans and spans[-1][1] == code - 1:
+            spans[-1][1] = code
         else:
-            ranges.append([code, code])
-    parts = (f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges)
-    return "[" + "".join(parts) + "]"
+            spans.append([code, code])
+    return [(a, b) for a, b in spans]
+
+
+def _ranges(spans: list[tuple[int, int]], negated: bool = False) -> str:
+    if not spans:
+        return r"[^\x{0}-\x{10FFFF}]"
+    parts = "".join(f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in spans)
+    return f"[{'^' if negated else ''}{parts}]"
