@@ -16,6 +16,7 @@ from responder.providers.base import (
     WebhookRequest,
     body_hash,
     first,
+    key_part,
     parse_params,
 )
 from responder.speed import dumps
@@ -275,7 +276,8 @@ class TextItProvider:
         if event.kind != "flow.step" and event.external_id and event.provider_event:
             # Retries repeat the same event type and message/call id on the same relayer.
             relayer = first(event.raw, "relayer", "channel") or ""
-            return f"textit:{event.channel}:{event.provider_event}:{relayer}:{event.external_id}"
+            parts = (event.provider_event, relayer, event.external_id)
+            return f"textit:{event.channel}:" + ":".join(key_part(p) for p in parts)
         return f"textit:{event.channel}:body:{body_hash(request)}"
 
     def reply(
