@@ -26,7 +26,6 @@ import signal
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from types import FrameType
 from typing import Any, Final
 
@@ -263,7 +262,7 @@ def _every_character() -> str:
     return "".join(map(chr, range(0xD800))) + "".join(map(chr, range(0xE000, 0x110000)))
 
 
-@lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)
 def _class(op: Any, av: Any, flags: int) -> str:
     """The characters one single-character item matches under ``flags``, as an RE2 class,
     found by ``re`` itself over every code point (so case folding and Unicode classes agree
