@@ -183,6 +183,7 @@ class MemoryStore:
         row = self._outbox.get(key)
         if row is not None:
             row.status = status
+            row.next_at = now  # when it finished: what its retention counts from
             row.last_error = detail if status == "dead" else row.last_error
 
     async def retry_outbox(self, key: str, next_at: float, error: str) -> None:
@@ -228,7 +229,7 @@ class MemoryStore:
         for key in gone:
             del self._responses[key]
         count = len(gone)
-        # A finished item's next_at is the end of its last lease: its last try, give or take.
+        # A finished item's next_at is when it finished (finish_outbox).
         kept = {"sent": retention.sent, "dry_run": retention.sent, "dead": retention.dead}
         for key, row in list(self._outbox.items()):
             if row.status in kept and row.next_at < now - kept[row.status]:

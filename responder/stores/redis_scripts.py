@@ -305,8 +305,8 @@ return gone
 """
 
 # ARGV: status, cutoff, batch size, offset. Drops finished items of that status queued before
-# the cutoff and last tried before it too (those tried since are passed over: counted, so the
-# caller moves its offset past them). Returns {dropped, passed over, looked at}.
+# the cutoff that also finished before it (those finished since are passed over: counted, so
+# the caller moves its offset past them). Returns {dropped, passed over, looked at}.
 PURGE_OUTBOX = """
 local base = KEYS[1]
 local listing = base .. 'obs:' .. ARGV[1]
@@ -317,9 +317,7 @@ local gone, kept = 0, 0
 for _, m in ipairs(ms) do
     local h = base .. 'ob:' .. string.sub(m, 13)
     local v = redis.call('HMGET', h, 'finished', 'next_at')
-    local last = tonumber(v[1] or '0')
-    local lease = tonumber(v[2] or '0')
-    if lease > last then last = lease end
+    local last = tonumber(v[1] or v[2] or '0')
     if last >= cutoff then
         kept = kept + 1
     else

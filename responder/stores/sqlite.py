@@ -465,10 +465,12 @@ class SqliteStore:
         def write(db: sqlite3.Connection) -> None:
             if slot is not None:
                 db.execute("DELETE FROM slots WHERE key = ? AND holder = ?", slot)
+            # next_at of a finished item is when it finished: the purge's index (the end of
+            # its last lease would keep it a lease longer than its retention).
             db.execute(
-                "UPDATE outbox SET status = ?, finished = ?, "
+                "UPDATE outbox SET status = ?, finished = ?, next_at = ?, "
                 "last_error = CASE WHEN ? = 'dead' THEN ? ELSE last_error END WHERE key = ?",
-                (status, now, status, detail, key),
+                (status, now, now, status, detail, key),
             )
 
         await self._group.run(write)
@@ -541,7 +543,7 @@ class SqliteStore:
         gone = 0
         for sql, args in (
             ("DELETE FROM idempotency WHERE expires <= ?", (now,)),
-            # A finished item's next_at is the end of its last lease: its last try.
+            # A finished item's next_at is when it finished (finish_outbox).
             (
                 "DELETE FROM outbox WHERE status IN ('sent', 'dry_run') AND next_at < ?",
                 (now - retention.sent,),

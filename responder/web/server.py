@@ -432,10 +432,13 @@ def runner_options(settings: Settings) -> dict[str, object]:
 
 
 def purge_retention(retention: Retention, rules: RuleSet) -> Retention:
-    """The retention the purge applies: hits are kept as long as the longest limit of the
-    rules in force, when that is longer than ``RESPONDER_RETAIN_HITS``."""
-    longest = max((rule.limit.every for rule in rules.rules if rule.limit), default=0.0)
-    return retention.keeping_hits(longest)
+    """The retention the purge applies: hits are kept as long as the longest window that
+    counts them (a rule's limit, the compliance cap and loop guard), when that is longer
+    than ``RESPONDER_RETAIN_HITS``."""
+    windows = [rule.limit.every for rule in rules.rules if rule.limit]
+    compliance = rules.compliance
+    windows += [w.every for w in (compliance.cap, compliance.loop_guard) if w is not None]
+    return retention.keeping_hits(max(windows, default=0.0))
 
 
 def create_app(
