@@ -8,11 +8,13 @@ import gc
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING
 
 from responder import __version__
 from responder.errors import RulesError, SettingsError, StoreError
+from responder.printable import Escaping
 
 if TYPE_CHECKING:  # loaded by the commands that need it: `check` and `--help` start fast
     import socket
@@ -184,6 +186,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)  # its log lines are escaped by the log formatter
+    with _escaped_output():
+        return _tool(args)
+
+
+@contextmanager
+def _escaped_output() -> Iterator[None]:
+    """The tools' output with every control character escaped but line feeds and tabs: what
+    they show comes from webhooks, recordings, logs and rule files."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Escaping(out), Escaping(err)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = out, err
+
+
+def _tool(args: argparse.Namespace) -> int:
     if args.command == "check":
         return _check(args.paths)
     if args.command == "simulate":
@@ -200,9 +223,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return _schema(args)
     if args.command == "explain":
         return _explain(args)
-    if args.command == "replay":
-        return _replay(args)
-    return _serve(args)
+    return _replay(args)
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -553,6 +574,7 @@ def _run_app(
 ) -> int:
     """Run ``app`` on the settings' host and port (or on bound ``sockets``) until stopped."""
     from responder.web.running import run
+    from responder.web.server import runner_options
     from responder.web.startup import listen_problem
 
     try:
@@ -563,6 +585,7 @@ def _run_app(
             sockets=sockets,
             ready=ready,
             handle_signals=handle_signals,
+            options=runner_options(settings),
         )
     except SettingsError as exc:
         print(f"responder: setting {exc}", file=sys.stderr)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
-from typing import Final
+from typing import Final, TextIO
 
 # Characters that would end or forge a text log line, or hide part of it on a terminal.
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -23,3 +24,45 @@ def one_line(text: str, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[: limit - 3] + "..."
     return text
+
+
+# Every control character but the line feed and the tab: what a tool's own lines are made of.
+_CONTROL_IN_LINES: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def in_lines(text: str) -> str:
+    """``text`` with every control character escaped except line feeds and tabs."""
+    if _CONTROL_IN_LINES.search(text):
+        text = _CONTROL_IN_LINES.sub(_escaped, text)
+    return text
+
+
+class Escaping(io.TextIOBase):
+    """A text stream that escapes every control character written to it except line feeds
+    and tabs: a tool's output on a terminal, whatever the data it shows holds (a CR that
+    would overwrite a line, an ESC sequence that would recolour or retitle the terminal).
+    Fields that must stay on one line are passed through ``one_line`` as well."""
+
+    def __init__(self, raw: TextIO) -> None:
+        super().__init__()
+        self.raw = raw  # for a tool's own control characters (a progress bar's \r)
+
+    def write(self, text: str) -> int:
+        self.raw.write(in_lines(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def isatty(self) -> bool:
+        return self.raw.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self.raw, "encoding", "utf-8"))

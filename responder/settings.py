@@ -10,6 +10,7 @@ from typing import Any
 
 from responder.errors import SettingsError
 from responder.policy import DeliverySettings
+from responder.retention import Retention
 
 DEFAULT_CHANNELS: Mapping[str, str] = {"textit": "textit", "hoiio": "hoiio"}
 PROVIDER_NAMES = frozenset({"textit", "hoiio"})
@@ -45,6 +46,11 @@ class Settings:
     textit_api_url: str = "https://textit.in/api/v2"
     channels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
     max_body_bytes: int = 1024 * 1024
+    # Seconds a connection may go without a complete request head (idle keep-alive
+    # connections, headers sent a byte at a time): then it is closed.
+    header_timeout: float = 15.0
+    # Seconds a request's body may take to arrive (one that never ends): then 408, closed.
+    body_timeout: float = 30.0
     idempotency_ttl: float = 7 * 86400.0
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one JSON object per line
@@ -68,6 +74,8 @@ class Settings:
     # Simulation only: send the rules' own http calls here instead of their real URLs.
     capture_http_url: str | None = None
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    # How long finished records stay in the store (docs/settings.md, Retention).
+    retention: Retention = field(default_factory=Retention)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -124,6 +132,17 @@ class Settings:
             if env.get(key, "").strip():
                 values[name] = parse_networks(key, env[key])
         values["delivery"] = DeliverySettings.from_env(env)
+        values["retention"] = Retention.from_env(env)
+        for key, name in (
+            ("RESPONDER_HEADER_TIMEOUT", "header_timeout"),
+            ("RESPONDER_BODY_TIMEOUT", "body_timeout"),
+        ):
+            if env.get(key, "").strip():
+                values[name] = _float(key, env[key])
+        if env.get("RESPONDER_IDEMPOTENCY_TTL", "").strip():
+            values["idempotency_ttl"] = _float(
+                "RESPONDER_IDEMPOTENCY_TTL", env["RESPONDER_IDEMPOTENCY_TTL"]
+            )
         channels = values.get("channels", overrides.get("channels")) or DEFAULT_CHANNELS
         secrets = channel_secrets(env, channels)
         if secrets:
@@ -161,6 +180,14 @@ class Settings:
             raise SettingsError(
                 "RESPONDER_LOG_CONTACTS", f"{self.log_contacts!r} is not full or masked"
             )
+        for key, seconds in (
+            ("RESPONDER_HEADER_TIMEOUT", self.header_timeout),
+            ("RESPONDER_BODY_TIMEOUT", self.body_timeout),
+        ):
+            if not 0.1 <= seconds <= 3600:
+                raise SettingsError(key, "must be 0.1 to 3600 seconds")
+        if not 1 <= self.idempotency_ttl <= 3660 * 86400:
+            raise SettingsError("RESPONDER_IDEMPOTENCY_TTL", "must be 1 second to 10 years")
         if self.record_max_bytes < 4096:
             raise SettingsError("RESPONDER_RECORD_MAX_BYTES", "must be at least 4096")
         if not 0 <= self.record_keep <= 100:
@@ -272,6 +299,16 @@ def _bool(key: str, value: str) -> bool:
     if folded in ("0", "false", "no", "off"):
         return False
     raise SettingsError(key, f"{value!r} is not true or false")
+
+
+def _float(key: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(key, f"{value!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise SettingsError(key, f"{value!r} is not a number")
+    return number
 
 
 def _int(key: str, value: str) -> int:

@@ -26,12 +26,28 @@ REPO = Path(__file__).resolve().parent.parent
 SUMMARY = pytest.StashKey[list[str]]()
 
 
+# Figures a test measured (attack and regex timings), shown at the end of the run.
+FIGURES = pytest.StashKey[list[str]]()
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     lines = config.stash.get(SUMMARY, [])
     if lines:
         terminalreporter.write_sep("-", "transcripts")
         for line in lines:
             terminalreporter.write_line(line)
+    figures = config.stash.get(FIGURES, [])
+    if figures:
+        terminalreporter.write_sep("-", "figures")
+        for line in figures:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def record_figure(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    """``record_figure("what: number")`` shows the line in the run's summary."""
+    figures = pytestconfig.stash.setdefault(FIGURES, [])
+    return figures.append
 
 
 def dialogue_runner(public_url: str | None = "https://responder.test") -> Runner:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from responder.policy import DeliverySettings, Rate
+from responder.retention import Retention
 from responder.settings import Settings
 from tests.conftest import REPO
 
@@ -16,7 +17,11 @@ from tests.conftest import REPO
 PAGES = [REPO / "docs" / "settings.md", REPO / "docs" / "delivery.md"]
 DOCS = "\n".join(page.read_text() for page in PAGES)
 # Variables read from the environment by the server (tests' own helpers are not settings).
-SOURCES = [REPO / "responder" / "settings.py", REPO / "responder" / "policy.py"]
+SOURCES = [
+    REPO / "responder" / "settings.py",
+    REPO / "responder" / "policy.py",
+    REPO / "responder" / "retention.py",
+]
 NAME = re.compile(r"\b((?:RESPONDER|HOIIO|TEXTIT)_[A-Z_]+[A-Z])\b")
 
 
@@ -68,7 +73,7 @@ def test_every_variable_read_is_documented_and_every_documented_one_is_read() ->
     assert docs - code == set(), "in the docs but never read"
 
 
-S, D = Settings(), DeliverySettings()
+S, D, R = Settings(), DeliverySettings(), Retention()
 DEFAULTS: dict[str, object] = {
     "RESPONDER_RULES": S.rules,
     "RESPONDER_HOST": S.host,
@@ -105,6 +110,14 @@ DEFAULTS: dict[str, object] = {
     "RESPONDER_RETRY_MAX": D.retry_max,
     "RESPONDER_DELIVERY_LEASE": D.lease,
     "RESPONDER_SHUTDOWN_GRACE": D.shutdown_grace,
+    "RESPONDER_IDEMPOTENCY_TTL": S.idempotency_ttl,
+    "RESPONDER_HEADER_TIMEOUT": S.header_timeout,
+    "RESPONDER_BODY_TIMEOUT": S.body_timeout,
+    "RESPONDER_RETAIN_SENT": R.sent,
+    "RESPONDER_RETAIN_DEAD": R.dead,
+    "RESPONDER_RETAIN_HITS": R.hits,
+    "RESPONDER_RETAIN_CONVERSATIONS": R.conversations,
+    "RESPONDER_PURGE_EVERY": R.every,
 }
 
 

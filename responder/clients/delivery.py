@@ -214,7 +214,11 @@ class Delivery:
         log.warning(
             "delivery %s failed (try %d), retrying in %.1fs: %s", call.key, attempts, delay, exc
         )
-        await self._store(self.store.retry_outbox(call.key, next_at, str(exc)))
+        if await self._store(self.store.retry_outbox(call.key, next_at, str(exc))) and (
+            delay < IDLE_POLL
+        ):
+            # Due before the next look: wake the worker then rather than at the next poll.
+            asyncio.get_running_loop().call_later(delay, self._wake.set)
 
     async def _dead(self, item: OutboxItem, reason: str, tries: int | None = None) -> None:
         call = item.call

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from responder.errors import TemplateError
 from responder.events import Event, value_key
+from responder.matching.bounded import Regex
 from responder.matching.calendars import Calendar
 from responder.matching.regex import MAX_REGEX_TEXT
 from responder.templating.templates import Expression
@@ -73,7 +74,7 @@ class TextTest:
     only: frozenset[str] | None = None
     any_word: frozenset[str] | None = None
     phrase: tuple[re.Pattern[str], ...] | None = None
-    regex: re.Pattern[str] | None = None
+    regex: Regex | None = None
     number: tuple[float | None, float | None] | None = None
     empty: bool | None = None
     exact: frozenset[str] | None = None  # case-sensitive whole value (digits)
@@ -103,10 +104,11 @@ class TextTest:
                 return None
         if self.regex is not None:
             # Bounded cost even for an accepted pattern: only the start of a long text.
-            match = self.regex.search(value[:MAX_REGEX_TEXT])
-            if match is None:
+            # Bounded time too: RE2 where it can, else a time budget (matching/bounded.py).
+            groups = self.regex.groups(value[:MAX_REGEX_TEXT])
+            if groups is None:
                 return None
-            return {k: v for k, v in match.groupdict().items() if v is not None}
+            return {k: v for k, v in groups.items() if v is not None}
         return NO_CAPTURES
 
 

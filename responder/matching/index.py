@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 from responder.events import Event
+from responder.matching.bounded import Regex
 from responder.matching.conditions import AllOf, OneOfCondition, TextCondition, words
 from responder.matching.regex import MAX_REGEX_TEXT
 
@@ -66,7 +67,7 @@ def _runs(sequence: Iterable[tuple[Any, Any]]) -> list[str]:
     return runs
 
 
-def _prefix(pattern: re.Pattern[str]) -> str:
+def _prefix(pattern: Regex) -> str:
     """The literal every match starts the text with ("" when there is none)."""
     items = list(_parser.parse(pattern.pattern, pattern.flags))
     if not items or items[0][0] is not sre.AT:
@@ -84,7 +85,7 @@ def _prefix(pattern: re.Pattern[str]) -> str:
     return "".join(chars)
 
 
-def _literal(pattern: re.Pattern[str]) -> str:
+def _literal(pattern: Regex) -> str:
     """The longest literal every match contains ("" when there is none)."""
     return max(_runs(_parser.parse(pattern.pattern, pattern.flags)), key=len, default="")
 

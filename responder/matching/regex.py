@@ -183,11 +183,20 @@ class _Checker:
                 "make the part fixed, separate repetitions by a character it cannot match, "
                 "or use an atomic group (?>...) or a possessive quantifier (a++)"
             )
-        for op, av in items:
-            if op is _c.BRANCH:
-                self._alternatives(av[1])
+        for alternatives in _branches(items):
+            self._alternatives(alternatives)
 
     def _alternatives(self, alternatives: list[Any]) -> None:
+        # The parser takes a common start out of the alternatives: (a|a)* is read as
+        # (a(?:|))*, (yes|yes)+ as (yes(?:|))+ and (a|ab?)* as (a(?:|b?))*. Two alternatives
+        # that can both be empty match the same (empty) text, so each repetition can be
+        # taken two ways, and a failing search tries every combination.
+        if sum(1 for alternative in alternatives if _width(list(alternative))[0] == 0) > 1:
+            raise UnsafeRegex(
+                "overlapping alternatives in a repeated group: two alternatives can match "
+                "the same text, e.g. (a|a)* or (a|ab?)*; remove the duplicate or use an "
+                "atomic group (?>...)"
+            )
         firsts = [self._first(list(alternative)) for alternative in alternatives]
         for i, first in enumerate(firsts):
             for other in firsts[i + 1 :]:
@@ -213,7 +222,7 @@ class _Checker:
         """``.*.*``: two unbounded quantifiers that can share characters, nothing required
         between them."""
         previous: frozenset[str] | None = None
-        for op, av in items:
+        for op, av in map(_unwrapped, items):
             if op in _REPEATS and av[1] == _c.MAXREPEAT and _is_single(av[2]):
                 current = self.single(*next(iter(av[2])))
                 if previous is not None and not previous.isdisjoint(current):
@@ -229,6 +238,32 @@ class _Checker:
                 continue  # optional or zero-width: the two repeats still touch
             else:
                 previous = None
+
+
+def _unwrapped(item: tuple[Any, Any]) -> tuple[Any, Any]:
+    """A group holding one item, as that item: ``(a+)(a+)b`` is ``a+a+b`` for the adjacency
+    check (nine such groups take O(n**9) steps on a text of a's)."""
+    op, av = item
+    while op is _c.SUBPATTERN:
+        inner = _flatten(list(av[3]))
+        if len(inner) != 1:
+            break
+        op, av = inner[0]
+    return op, av
+
+
+def _branches(items: list[tuple[Any, Any]]) -> Iterable[list[Any]]:
+    """The alternatives of every branch inside a repeated group, however deep, except in
+    the parts that never backtrack (atomic groups, possessive repeats) and lookarounds."""
+    for op, av in items:
+        if op is _c.BRANCH:
+            yield av[1]
+            for alternative in av[1]:
+                yield from _branches(list(alternative))
+        elif op in _REPEATS:
+            yield from _branches(list(av[2]))
+        elif op is _c.SUBPATTERN:
+            yield from _branches(list(av[3]))
 
 
 def _is_single(body: Any) -> bool:

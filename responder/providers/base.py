@@ -256,3 +256,12 @@ def first(values: Mapping[str, str], *names: str) -> str | None:
             if value:
                 return value
     return None
+
+
+def key_part(text: str) -> str:
+    """``text`` as one part of a ``:``-separated store key: ``%`` and ``:`` percent-encoded,
+    so no value from a webhook can pass for two parts (``a:b`` + ``c`` and ``a`` + ``b:c``
+    made the same key). Ids without either character are left as they are."""
+    if "%" in text or ":" in text:
+        return text.replace("%", "%25").replace(":", "%3A")
+    return text

@@ -15,6 +15,7 @@ from responder.providers.base import (
     WebhookRequest,
     body_hash,
     first,
+    key_part,
     parse_params,
 )
 
@@ -179,8 +180,8 @@ class HoiioProvider:
             for key, value in sorted(event.raw.items()):
                 digest.update(f"{key}={value}\0".encode())
             return (
-                f"hoiio:{event.channel}:{event.external_id}:{event.provider_event or '-'}:"
-                f"{digest.hexdigest()[:24]}"
+                f"hoiio:{event.channel}:{key_part(event.external_id)}:"
+                f"{key_part(event.provider_event or '-')}:{digest.hexdigest()[:24]}"
             )
         return f"hoiio:{event.channel}:body:{body_hash(request)}"
 

@@ -18,6 +18,7 @@ from responder.providers.base import (
     WebhookRequest,
     body_hash,
     first,
+    key_part,
     parse_params,
 )
 from responder.speed import dumps
@@ -313,7 +314,8 @@ class TextItProvider:
         if event.external_id and event.provider_event:
             # Retries repeat the same event type and message/call id on the same relayer.
             relayer = first(event.raw, "relayer", "channel") or ""
-            return f"textit:{event.channel}:{event.provider_event}:{relayer}:{event.external_id}"
+            parts = (event.provider_event, relayer, event.external_id)
+            return f"textit:{event.channel}:" + ":".join(key_part(p) for p in parts)
         # Account-level events are retried (3 attempts) byte for byte.
         return f"textit:{event.channel}:body:{body_hash(request)}"
 

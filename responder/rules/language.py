@@ -453,13 +453,23 @@ HANGUP: Final = Obj(
 
 HTTP: Final = Obj(
     {
-        "url": Field(TemplateSpec("URL to call (http or https)."), required=True),
+        "url": Field(
+            TemplateSpec(
+                "URL to call (http or https); every {{ }} in it is percent-encoded.", where="url"
+            ),
+            required=True,
+        ),
         "method": Field(
             Enum(["GET", "POST", "PUT", "PATCH", "DELETE"], "HTTP method (default POST)."),
             default="POST",
         ),
         "json": Field(JsonTemplate("JSON body; strings are templates.")),
-        "headers": Field(MapOf(TemplateSpec(), "Request headers; values are templates.")),
+        "headers": Field(
+            MapOf(
+                TemplateSpec(where="header"),
+                "Request headers; values are templates, each {{ }} kept on one line.",
+            )
+        ),
         "timeout": Field(Duration("Timeout per attempt.", max_seconds=60), default=10.0),
     },
     "Call an HTTP webhook of your own.",

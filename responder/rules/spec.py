@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from responder.errors import Problem, TemplateError
+from responder.matching.bounded import Regex
 from responder.matching.calendars import calendar_names
 from responder.matching.regex import UnsafeRegex, check_regex
 from responder.rules.yamlnodes import LMap, LSeq
@@ -426,16 +427,22 @@ class AnyOf(Spec):
 class TemplateSpec(Spec):
     """A jinja2 template string, compiled now; syntax errors and unknown names reported."""
 
-    def __init__(self, description: str = "", *, max_len: int | None = None) -> None:
+    def __init__(
+        self, description: str = "", *, max_len: int | None = None, where: str | None = None
+    ) -> None:
         self.description = description
         self.max_len = max_len
+        self.where = where  # "url" or "header": its {{ }} parts are encoded for it
 
     def parse(self, value: Any, line: int, ctx: Ctx, path: str) -> Any:
         if isinstance(value, bool) or value is None or isinstance(value, list | dict):
             return ctx.error(line, path, f"expected a template string, got {_type_name(value)}")
         source = str(value)
         try:
-            template = ctx.templates.template(source)
+            if self.where is None:
+                template = ctx.templates.template(source)
+            else:
+                template = ctx.templates.encoded(source, self.where)
         except TemplateError as exc:
             return ctx.error(line, path, str(exc))
         _note_calendars(ctx, source, line, path)
@@ -492,7 +499,7 @@ class RegexSpec(Spec):
         if not isinstance(value, str):
             return ctx.error(line, path, f"expected a regex string, got {_type_name(value)}")
         try:
-            compiled = re.compile(value, re.IGNORECASE)
+            compiled = Regex.compile(value, re.IGNORECASE)
             check_regex(value, re.IGNORECASE)
         except re.error as exc:
             return ctx.error(line, path, f"bad regex {value!r}: {exc}")

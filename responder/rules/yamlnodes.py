@@ -111,7 +111,26 @@ def load(text: str, file: str) -> tuple[Any, list[Problem]]:
         if not problems:
             return value, problems
         # Problems are worded by the pure-Python parser, whatever libyaml says.
-    return _load(RulesLoader(text), file)
+    try:
+        loader = RulesLoader(text)
+    except yaml.reader.ReaderError as exc:
+        # The reader refuses a character YAML does not allow (NUL, ESC, ...) before any
+        # parsing, so the error is raised here, not while loading.
+        return None, [_unreadable(text, file, exc)]
+    return _load(loader, file)
+
+
+def _unreadable(text: str, file: str, exc: yaml.reader.ReaderError) -> Problem:
+    """A character YAML refuses, as a problem on its line, the character escaped."""
+    position = max(0, min(int(exc.position), len(text)))
+    line = text.count("\n", 0, position) + 1
+    shown = exc.character if isinstance(exc.character, str) else chr(exc.character)
+    return Problem(
+        file,
+        line,
+        f"character '{shown.encode('unicode_escape').decode('ascii')}' is not allowed in "
+        'YAML (write it as an escape inside a double-quoted string, e.g. "\\x1b")',
+    )
 
 
 def _load(loader: Any, file: str) -> tuple[Any, list[Problem]]:

@@ -9,6 +9,7 @@ from typing import Final, Protocol
 
 from responder.conversations import Conversation, Timer
 from responder.outbound import Commit, OutboxItem, StoredResponse
+from responder.retention import DEFAULT_RETENTION, Retention
 
 # A concurrency slot as ``take_slot`` took it: (slot name, holder).
 Slot = tuple[str, str]
@@ -171,6 +172,8 @@ class Store(Protocol):
         """Give a slot back before its time is up."""
         ...
 
-    async def purge(self, now: float) -> int:
-        """Drop expired idempotency records and old hits; returns how many rows went."""
+    async def purge(self, now: float, retention: Retention = DEFAULT_RETENTION) -> int:
+        """Drop what is done with: expired idempotency records, finished outbox items, hits,
+        conversations (those without a timer), opt-in marks and slots, each after its time in
+        ``retention``; returns how many records went."""
         ...

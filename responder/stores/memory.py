@@ -16,9 +16,10 @@ from responder.outbound import (
     is_ivr_step,
     lane_of,
 )
+from responder.retention import DEFAULT_RETENTION, Retention
 from responder.stores.base import Depth, Slot, Snapshot, Wanted, round_trips
 
-HIT_HORIZON = 31 * 86400.0  # hits older than this cannot matter to any limit
+HIT_HORIZON = DEFAULT_RETENTION.hits  # by default, hits older than this are dropped
 
 
 @dataclass(slots=True)
@@ -102,7 +103,10 @@ class MemoryStore:
                 self._seq += 1
                 self._outbox[call.key] = _Row(call, commit.now, due, self._seq, commit.now)
         for contact, opted_out in commit.opt_outs:
-            self._opt_outs[contact] = opted_out
+            if opted_out:
+                self._opt_outs[contact] = True
+            else:
+                self._opt_outs.pop(contact, None)  # no mark reads as opted in
         for key in commit.hits:
             bisect.insort(self._hits.setdefault(key, []), commit.now)
         if conversation is not None:
@@ -191,6 +195,7 @@ class MemoryStore:
         row = self._outbox.get(key)
         if row is not None:
             row.status = status
+            row.next_at = now  # when it finished: what its retention counts from
             row.last_error = detail if status == "dead" else row.last_error
 
     async def retry_outbox(self, key: str, next_at: float, error: str) -> None:
@@ -231,19 +236,34 @@ class MemoryStore:
         rows.sort(key=lambda r: (r.created, r.seq), reverse=True)
         return [r.item() for r in rows[:limit]]
 
-    async def purge(self, now: float) -> int:
+    async def purge(self, now: float, retention: Retention = DEFAULT_RETENTION) -> int:
         gone = [k for k, (_, expires) in self._responses.items() if expires <= now]
         for key in gone:
             del self._responses[key]
         count = len(gone)
+        # A finished item's next_at is when it finished (finish_outbox).
+        kept = {"sent": retention.sent, "dry_run": retention.sent, "dead": retention.dead}
+        for key, row in list(self._outbox.items()):
+            if row.status in kept and row.next_at < now - kept[row.status]:
+                del self._outbox[key]
+                count += 1
         for key, times in list(self._hits.items()):
-            cut = bisect.bisect_left(times, now - HIT_HORIZON)
+            cut = bisect.bisect_left(times, now - retention.hits)
             count += cut
             del times[:cut]
             if not times:
                 del self._hits[key]
-        for slots in self._slots.values():
+        for name, slots in list(self._slots.items()):
             for holder in [h for h, until in slots.items() if until <= now]:
                 del slots[holder]
                 count += 1
+            if not slots:
+                del self._slots[name]
+        for key, conversation in list(self._conversations.items()):
+            if conversation.updated < now - retention.conversations and key not in self._timers:
+                del self._conversations[key]
+                count += 1
+        for contact in [c for c, opted_out in self._opt_outs.items() if not opted_out]:
+            del self._opt_outs[contact]  # an opt-in mark reads as no mark at all
+            count += 1
         return count

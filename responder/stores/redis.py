@@ -24,9 +24,9 @@ from responder.outbound import (
     is_ivr_step,
     lane_of,
 )
+from responder.retention import DEFAULT_RETENTION, Retention
 from responder.stores import redis_scripts as lua
 from responder.stores.base import CALLER, Depth, Slot, Snapshot, Wanted, round_trips
-from responder.stores.memory import HIT_HORIZON
 from responder.stores.redis_url import describe, split_url, wants_cluster
 
 T = TypeVar("T")
@@ -119,6 +119,8 @@ class RedisStore:
                 "TAKE_SLOT",
                 "PURGE_RECORDS",
                 "PURGE_TRIM",
+                "PURGE_OUTBOX",
+                "PURGE_CONVERSATIONS",
             )
         }
         self._redis = client
@@ -341,15 +343,36 @@ class RedisStore:
     async def free_slot(self, key: str, holder: str) -> None:
         await self._do(self._r.zrem(f"{self.base}slot:{key}", holder))
 
-    async def purge(self, now: float) -> int:
+    async def purge(self, now: float, retention: Retention = DEFAULT_RETENTION) -> int:
         gone = 0
         while True:
             batch = int(await self._script("PURGE_RECORDS", repr(now), PURGE_BATCH))
             gone += batch
             if batch < PURGE_BATCH:
                 break
+        for status, keep in (
+            ("sent", retention.sent),
+            ("dry_run", retention.sent),
+            ("dead", retention.dead),
+        ):
+            offset = 0
+            while True:
+                dropped, passed, seen = await self._script(
+                    "PURGE_OUTBOX", status, repr(now - keep), PURGE_BATCH, offset
+                )
+                gone += int(dropped)
+                offset += int(passed)
+                if int(seen) < PURGE_BATCH:
+                    break
+        while True:
+            dropped, seen = await self._script(
+                "PURGE_CONVERSATIONS", repr(now - retention.conversations), PURGE_BATCH, repr(now)
+            )
+            gone += int(dropped)
+            if int(seen) < PURGE_BATCH:
+                break
         for zsets, names, bound in (
-            ("hits:", "hitkeys", f"({now - HIT_HORIZON!r}"),
+            ("hits:", "hitkeys", f"({now - retention.hits!r}"),
             ("slot:", "slotkeys", repr(now)),
         ):
             listed = await self._do(self._members(f"{self.base}{names}"))

@@ -10,6 +10,11 @@ Outbox layout (``m`` is an item's member: its sequence number, 12 digits, then i
 time; ``heads`` hash lane -> the member offered for that lane; ``ready:1`` / ``ready:0``
 ZSETs of offered heads (IVR steps / the rest) scored by the time they are next due, a lease
 being a later due time; ``obs:<status>`` and ``oball`` ZSETs by commit time for listings.
+
+Retention: ``convupd`` ZSET of conversation keys by the time they were last written (the
+purge drops those idle past their retention that have no timer); ``idemexp`` ZSET of
+idempotency keys by expiry; ``hitkeys`` and ``slotkeys`` sets name the ``hits:`` and
+``slot:`` ZSETs to trim. The ``optouts`` hash holds opted-out contacts only.
 """
 
 from __future__ import annotations
@@ -101,7 +106,9 @@ for _ = 1, nhits do
     i = i + 1
 end
 for _ = 1, nopts do
-    redis.call('HSET', base .. 'optouts', ARGV[i], ARGV[i + 1])
+    -- An opt-in mark reads as no mark at all: the hash holds the opted-out contacts only.
+    if ARGV[i + 1] == '1' then redis.call('HSET', base .. 'optouts', ARGV[i], '1')
+    else redis.call('HDEL', base .. 'optouts', ARGV[i]) end
     i = i + 2
 end
 if conv ~= '' then
@@ -110,6 +117,7 @@ if conv ~= '' then
     if old then redis.call('SREM', base .. 'convs:' .. old, conv) end
     redis.call('HSET', ck, 'data', ARGV[7], 'version', version + 1, 'status', ARGV[8])
     redis.call('SADD', base .. 'convs:' .. ARGV[8], conv)
+    redis.call('ZADD', base .. 'convupd', now, conv)
 end
 if ARGV[10] ~= '' then
     if ARGV[11] == '' then
@@ -294,4 +302,52 @@ for i = 4, #ARGV do
     if redis.call('EXISTS', zk) == 0 then redis.call('SREM', base .. ARGV[2], ARGV[i]) end
 end
 return gone
+"""
+
+# ARGV: status, cutoff, batch size, offset. Drops finished items of that status queued before
+# the cutoff that also finished before it (those finished since are passed over: counted, so
+# the caller moves its offset past them). Returns {dropped, passed over, looked at}.
+PURGE_OUTBOX = """
+local base = KEYS[1]
+local listing = base .. 'obs:' .. ARGV[1]
+local cutoff = tonumber(ARGV[2])
+local ms = redis.call('ZRANGEBYSCORE', listing, '-inf', '(' .. ARGV[2], 'LIMIT', ARGV[4],
+    ARGV[3])
+local gone, kept = 0, 0
+for _, m in ipairs(ms) do
+    local h = base .. 'ob:' .. string.sub(m, 13)
+    local v = redis.call('HMGET', h, 'finished', 'next_at')
+    local last = tonumber(v[1] or v[2] or '0')
+    if last >= cutoff then
+        kept = kept + 1
+    else
+        redis.call('DEL', h)
+        redis.call('ZREM', listing, m)
+        redis.call('ZREM', base .. 'oball', m)
+        gone = gone + 1
+    end
+end
+return {gone, kept, #ms}
+"""
+
+# ARGV: cutoff, batch size, now. Drops conversations last written before the cutoff, except
+# those with a timer (rescored to now: looked at again one retention later).
+# Returns {dropped, looked at}.
+PURGE_CONVERSATIONS = """
+local base = KEYS[1]
+local ks = redis.call('ZRANGEBYSCORE', base .. 'convupd', '-inf', '(' .. ARGV[1], 'LIMIT', 0,
+    tonumber(ARGV[2]))
+local gone = 0
+for _, k in ipairs(ks) do
+    if redis.call('ZSCORE', base .. 'timers', k) then
+        redis.call('ZADD', base .. 'convupd', ARGV[3], k)
+    else
+        local status = redis.call('HGET', base .. 'conv:' .. k, 'status')
+        if status then redis.call('SREM', base .. 'convs:' .. status, k) end
+        redis.call('DEL', base .. 'conv:' .. k)
+        redis.call('ZREM', base .. 'convupd', k)
+        gone = gone + 1
+    end
+end
+return {gone, #ks}
 """

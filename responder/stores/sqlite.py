@@ -25,11 +25,12 @@ from responder.outbound import (
     is_ivr_step,
     lane_of,
 )
+from responder.retention import DEFAULT_RETENTION, Retention
 from responder.stores.base import Depth, Slot, Snapshot, Wanted, round_trips
-from responder.stores.memory import HIT_HORIZON
 from responder.stores.sqlite_batch import GroupCommit
 
 T = TypeVar("T")
+PURGE_BATCH = 5000  # rows deleted per transaction by the purge
 
 OUTBOX_COLUMNS = "payload, attempts, status, last_error, created, enqueued"
 # Outbox tables written before lanes existed get the new columns, filled from the payload.
@@ -224,9 +225,13 @@ def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredRespons
             ],
         )
     if commit.opt_outs:
+        # An opt-in mark reads as no mark at all: the table holds opted-out contacts only.
         db.executemany(
-            "INSERT OR REPLACE INTO opt_outs VALUES (?, ?, ?)",
-            [(k, int(v), commit.now) for k, v in commit.opt_outs],
+            "INSERT OR REPLACE INTO opt_outs VALUES (?, 1, ?)",
+            [(k, commit.now) for k, v in commit.opt_outs if v],
+        )
+        db.executemany(
+            "DELETE FROM opt_outs WHERE key = ?", [(k,) for k, v in commit.opt_outs if not v]
         )
     if commit.hits:
         db.executemany("INSERT INTO hits VALUES (?, ?)", [(k, commit.now) for k in commit.hits])
@@ -503,10 +508,12 @@ class SqliteStore:
         def write(db: sqlite3.Connection) -> None:
             if slot is not None:
                 db.execute("DELETE FROM slots WHERE key = ? AND holder = ?", slot)
+            # next_at of a finished item is when it finished: the purge's index (the end of
+            # its last lease would keep it a lease longer than its retention).
             db.execute(
-                "UPDATE outbox SET status = ?, finished = ?, "
+                "UPDATE outbox SET status = ?, finished = ?, next_at = ?, "
                 "last_error = CASE WHEN ? = 'dead' THEN ? ELSE last_error END WHERE key = ?",
-                (status, now, status, detail, key),
+                (status, now, now, status, detail, key),
             )
 
         await self._group.run(write)
@@ -574,11 +581,39 @@ class SqliteStore:
 
         return await self._run(read)
 
-    async def purge(self, now: float) -> int:
-        def write(db: sqlite3.Connection) -> int:
-            gone = db.execute("DELETE FROM idempotency WHERE expires <= ?", (now,)).rowcount
-            gone += db.execute("DELETE FROM hits WHERE at < ?", (now - HIT_HORIZON,)).rowcount
-            gone += db.execute("DELETE FROM slots WHERE until <= ?", (now,)).rowcount
-            return int(gone)
+    async def purge(self, now: float, retention: Retention = DEFAULT_RETENTION) -> int:
+        # In batches, each its own transaction: webhooks commit between them.
+        gone = 0
+        for sql, args in (
+            ("DELETE FROM idempotency WHERE expires <= ?", (now,)),
+            # A finished item's next_at is when it finished (finish_outbox).
+            (
+                "DELETE FROM outbox WHERE status IN ('sent', 'dry_run') AND next_at < ?",
+                (now - retention.sent,),
+            ),
+            ("DELETE FROM outbox WHERE status = 'dead' AND next_at < ?", (now - retention.dead,)),
+            ("DELETE FROM hits WHERE at < ?", (now - retention.hits,)),
+            ("DELETE FROM slots WHERE until <= ?", (now,)),
+            (
+                "DELETE FROM conversations WHERE status IN ('active', 'ended') AND updated < ? "
+                "AND key NOT IN (SELECT key FROM timers)",
+                (now - retention.conversations,),
+            ),
+            # An opt-in mark reads as no mark at all.
+            ("DELETE FROM opt_outs WHERE opted_out = 0", ()),
+        ):
+            gone += await self._purge_batches(sql, args)
+        return gone
 
-        return await self._run(lambda: self._tx(write))
+    async def _purge_batches(self, sql: str, args: tuple[object, ...]) -> int:
+        table, _, where = sql[len("DELETE FROM ") :].partition(" WHERE ")
+        batch = (
+            f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "  # noqa: S608
+            f"WHERE {where} LIMIT {PURGE_BATCH})"
+        )
+        gone = 0
+        while True:
+            count = await self._run(lambda: self._tx(lambda db: db.execute(batch, args).rowcount))
+            gone += count
+            if count < PURGE_BATCH:
+                return gone

@@ -44,6 +44,7 @@ class GroupCommit:
         self._waiting: list[tuple[Write, asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
         self.transactions = 0  # for tests: how many transactions held the writes
+        self.full = False  # a write failed for want of space: make room before the next
 
     async def commit(self, commit: Commit) -> Written:
         write = self._write
@@ -85,6 +86,8 @@ class GroupCommit:
 
     def _write_all(self, writes: list[Write]) -> list[Any]:
         db = self._db()
+        if self.full:
+            self._make_room(db)
         db.execute("BEGIN IMMEDIATE")
         try:
             results = self._together(db, writes)
@@ -95,13 +98,30 @@ class GroupCommit:
                 db.execute("BEGIN IMMEDIATE")
                 results = self._apart(db, writes)
             db.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             # Also when COMMIT itself fails: never leave the transaction open.
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            self._note(exc)
             raise
         self.transactions += 1
         return results
+
+    def _note(self, exc: BaseException) -> None:
+        if getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_FULL", "SQLITE_IOERR")):
+            self.full = True
+
+    def _make_room(self, db: sqlite3.Connection) -> None:
+        """After a write failed for want of disk space: move the write-ahead log into the
+        database and cut it to nothing. Otherwise the log, which grows until a checkpoint
+        and is only checkpointed at 1,000 pages, takes back whatever space is freed, and the
+        store stays full after the disk has room again. While the disk is still full the
+        checkpoint fails too, and is tried again before the next write."""
+        try:
+            busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.Error:
+            return
+        self.full = bool(busy)
 
     def _together(self, db: sqlite3.Connection, writes: list[Write]) -> list[Any] | None:
         """Every write's result, or None when one failed (most batches: none fails, and
@@ -125,6 +145,7 @@ class GroupCommit:
             except Exception as exc:  # a conflict, a value that is not JSON...
                 if not db.in_transaction:
                     raise
+                self._note(exc)
                 db.execute("ROLLBACK TO one_write")
                 failed: Exception = exc
                 if isinstance(exc, sqlite3.Error):

@@ -7,12 +7,14 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import quote
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2 import Template as JinjaTemplate
 from jinja2.lexer import newline_re
 
 from responder.errors import TemplateError
+from responder.printable import one_line
 from responder.templating.sandbox import MAX_OUTPUT_CHARS, Sandbox
 
 # Names a template may use; `check` rejects any other free variable before it can fail live.
@@ -43,9 +45,22 @@ CONTEXT_NAMES: Final[frozenset[str]] = frozenset(
 )
 
 
-def _new_env(**limits: Any) -> Sandbox:
+def _url_part(value: Any) -> str:
+    """What a ``{{ }}`` of a URL template puts into the URL: percent-encoded, so a value
+    (a contact, a text) can add no query parameter, path segment or fragment of its own."""
+    return quote(str(value), safe="")
+
+
+def _header_part(value: Any) -> str:
+    """What a ``{{ }}`` of a header template puts into the header: one line, control
+    characters escaped, so a value can end the header or start another one."""
+    return one_line(str(value))
+
+
+def _new_env(finalize: Callable[[Any], Any] | None = None, **limits: Any) -> Sandbox:
     return Sandbox(
         **limits,
+        finalize=finalize,
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
@@ -198,8 +213,14 @@ class Templates:
 
     def __init__(self, **limits: Any) -> None:
         self.env = _new_env(**limits)
+        # Templates whose every {{ }} is encoded for where it goes (see _url_part, _header_part).
+        self._envs = {
+            "url": _new_env(_url_part, **limits),
+            "header": _new_env(_header_part, **limits),
+        }
         self._allowed = CONTEXT_NAMES | frozenset(self.env.globals)
         self._known: dict[str, Template] = {}  # by source: rule sets repeat their texts
+        self._known_in: dict[tuple[str, str], Template] = {}
 
     def _plain_and_known(self, ast: nodes.Template) -> bool:
         """Whether ``ast`` declares nothing, reads only known names and uses only known
@@ -254,6 +275,24 @@ class Templates:
                 raise TemplateError(f"template syntax error: {exc.message}", exc.lineno) from None
             template = Template(source, _Lazy(self.env, ast), self.env, _budgeted(ast))
         self._known[source] = template
+        return template
+
+    def encoded(self, source: str, where: str) -> Template:
+        """``template(source)`` for a URL (``where="url"``: every ``{{ }}`` percent-encoded)
+        or a header value (``"header"``: every ``{{ }}`` on one line)."""
+        known = self._known_in.get((where, source))
+        if known is not None:
+            return known
+        checked = self.template(source)  # the checks, and their errors, are the same
+        env = self._envs[where]
+        if "{" not in source:
+            template = checked
+        elif self._simple(source):
+            template = Template(source, _Lazy(env, source), env, _budgeted=False)
+        else:
+            ast = env.parse(source)
+            template = Template(source, _Lazy(env, ast), env, _budgeted(ast))
+        self._known_in[(where, source)] = template
         return template
 
     def least_output(self, source: str) -> int:

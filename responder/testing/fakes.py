@@ -33,6 +33,7 @@ class Recorded:
     json: Any
     headers: dict[str, str]
     at: float = field(default_factory=time.monotonic)
+    target: str = ""  # the request target as sent: path and query, percent-encoding kept
 
 
 @dataclass
@@ -87,7 +88,8 @@ class FakeProvider:
         self._rng.seed(self.seed)
         app = web.Application()
         app.router.add_get("/_fake/stats", self._stats)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # Any path, a decoded newline in it too (``.`` would stop at one and answer 404).
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -148,7 +150,14 @@ class FakeProvider:
         elif body:
             params.update({k: str(v) for k, v in (await request.post()).items()})
         self.requests.append(
-            Recorded(request.method, request.path, params, payload, dict(request.headers))
+            Recorded(
+                request.method,
+                request.path,
+                params,
+                payload,
+                dict(request.headers),
+                target=request.raw_path,
+            )
         )
         b = self.behaviour
         delay = next((d for p, d in b.path_delays.items() if request.path.endswith(p)), b.delay)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
+from responder.printable import one_line
 from responder.web.logs import mask_contact
 
 DEFAULT_LAST: Final = 10
@@ -79,7 +80,19 @@ def _record(line: str) -> dict[str, Any] | None:
         record = json.loads(line)
     except ValueError:
         return None
-    return record if isinstance(record, dict) else None
+    return _printable(record) if isinstance(record, dict) else None
+
+
+def _printable(value: Any) -> Any:
+    """A record with every string in it on one line, control characters escaped: what a log
+    holds came from webhooks, and explain prints it."""
+    if isinstance(value, str):
+        return one_line(value)
+    if isinstance(value, dict):
+        return {one_line(str(k)): _printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
 
 
 def tell(trace: dict[str, Any], related: list[dict[str, Any]], out: IO[str]) -> None:

@@ -11,6 +11,7 @@ from typing import Final, TextIO
 
 from responder.clients.sender import loggable_endpoint, redact
 from responder.outbound import OutboxItem
+from responder.printable import one_line
 from responder.stores.base import Store
 
 STATUSES: Final = ("pending", "sent", "dry_run", "dead")
@@ -65,7 +66,7 @@ def _when(at: float) -> str:
 
 
 def _cut(text: str | None, width: int) -> str:
-    text = (text or "").replace("\n", " ")
+    text = one_line(text or "")
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -83,11 +84,11 @@ async def list_items(
         return 0
     rows = [
         (
-            item.call.key,
+            one_line(item.call.key),
             item.status,
             str(tries(item)),
-            f"{item.call.provider} {loggable_endpoint(item.call)}",
-            item.call.contact or "-",
+            one_line(f"{item.call.provider} {loggable_endpoint(item.call)}"),
+            one_line(item.call.contact or "-"),
             _when(item.created),
             _cut(item.last_error, ERROR_WIDTH),
         )
@@ -121,7 +122,7 @@ async def requeue(
         if await store.requeue_outbox(key, clock()):
             done += 1
         else:
-            err.write(f"{key}: no dead item with this key\n")
+            err.write(f"{one_line(key)}: no dead item with this key\n")
             status = 1
     out.write(
         f"requeued {done} dead item(s); a running responder sends them within a second\n"

@@ -16,9 +16,10 @@ class Progress:
 
     def __init__(self, total: int, out: IO[str], label: str = "event(s)") -> None:
         self.total = total
-        self.out = out
         self.label = label
         self.tty = bool(getattr(out, "isatty", lambda: False)())
+        # The bar redraws its line with \r, which an escaping stream would show as text.
+        self.out: IO[str] = getattr(out, "raw", out) if self.tty else out
         self._drawn = 0.0
         self._next_tenth = 1
 

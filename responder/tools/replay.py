@@ -20,6 +20,7 @@ from responder.dialogues.runner import Runner
 from responder.errors import AppStateError, BadRequest, RulesError
 from responder.events import Event
 from responder.outbound import OutboundCall
+from responder.printable import one_line
 from responder.providers import PROVIDERS
 from responder.providers.base import WebhookRequest
 from responder.rules.loader import load_rules
@@ -207,12 +208,12 @@ async def compare(
 def print_report(report: Report, out: IO[str], old_name: str, new_name: str) -> None:
     """Each difference, then a summary line."""
     for d in report.differences:
-        out.write(f"#{d.index} {_iso(d.record.time)} {d.summary}\n")
+        out.write(f"#{d.index} {_iso(d.record.time)} {one_line(d.summary)}\n")
         if d.record.trace_id:
-            out.write(f"  trace {d.record.trace_id}\n")
+            out.write(f"  trace {one_line(d.record.trace_id)}\n")
         if d.reply_differs:
-            out.write(f"  reply - {_answer(d.old)}\n")
-            out.write(f"        + {_answer(d.new)}\n")
+            out.write(f"  reply - {one_line(_answer(d.old))}\n")
+            out.write(f"        + {one_line(_answer(d.new))}\n")
         if d.calls_differ:
             removed = [c for c in d.old.calls if c not in d.new.calls]
             added = [c for c in d.new.calls if c not in d.old.calls]
@@ -220,12 +221,12 @@ def print_report(report: Report, out: IO[str], old_name: str, new_name: str) -> 
                 out.write("  calls in another order:\n")
                 removed, added = list(d.old.calls), list(d.new.calls)
             for line in removed:
-                out.write(f"  call  - {line}\n")
+                out.write(f"  call  - {one_line(line)}\n")
             for line in added:
-                out.write(f"  call  + {line}\n")
+                out.write(f"  call  + {one_line(line)}\n")
         for side, effects in (("-", d.old), ("+", d.new)):
             if effects.note:
-                out.write(f"  note  {side} {effects.note}\n")
+                out.write(f"  note  {side} {one_line(effects.note)}\n")
     out.write(
         f"{report.events} event(s) replayed against {old_name} (-) and {new_name} (+): "
         f"{len(report.differences)} differ ({report.reply_changes} in their reply, "
@@ -258,7 +259,7 @@ async def run(
         err.write(f"responder: cannot read {exc.filename}: {exc.strerror}\n")
         return 2
     for line in problems[:MAX_PROBLEMS_SHOWN]:
-        err.write(f"skipped {line}\n")
+        err.write(f"skipped {one_line(line)}\n")
     if len(problems) > MAX_PROBLEMS_SHOWN:
         err.write(f"skipped {len(problems) - MAX_PROBLEMS_SHOWN} more unreadable line(s)\n")
     if not records and problems:

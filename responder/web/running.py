@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -42,11 +42,15 @@ def run(
     sockets: list[socket.socket] | None = None,
     ready: Callable[[], None] = lambda: None,
     handle_signals: bool = True,
+    options: Mapping[str, Any] | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` or on bound ``sockets`` until ``web.GracefulExit`` (or
-    Ctrl-C); ``ready`` is called once it listens. As ``web.run_app``, without access log."""
+    Ctrl-C); ``ready`` is called once it listens. As ``web.run_app``, without access log;
+    ``options`` go to the runner (``server.runner_options``: timeouts)."""
     loop = asyncio.new_event_loop()
-    main = loop.create_task(_serve(app, host, port, sockets or [], ready, handle_signals))
+    main = loop.create_task(
+        _serve(app, host, port, sockets or [], ready, handle_signals, dict(options or {}))
+    )
     try:
         asyncio.set_event_loop(loop)
         loop.run_until_complete(main)
@@ -72,8 +76,10 @@ async def _serve(
     sockets: list[socket.socket],
     ready: Callable[[], None],
     handle_signals: bool,
+    options: dict[str, Any],
 ) -> None:
-    runner = _Runner(app, handle_signals=handle_signals, access_log=None)
+    options.setdefault("access_log", None)
+    runner = _Runner(app, handle_signals=handle_signals, **options)
     await runner.setup()
     try:
         sites: list[web.BaseSite] = [web.SockSite(runner, sock) for sock in sockets]

@@ -26,6 +26,7 @@ from responder.errors import (
 from responder.events import Event
 from responder.providers import PROVIDERS
 from responder.providers.base import WebhookRequest
+from responder.retention import Retention
 from responder.rules.loader import load_rules
 from responder.rules.model import RuleSet
 from responder.runtime.engine import Engine
@@ -78,9 +79,7 @@ OBSERVER: web.AppKey[Observer | None] = web.AppKey("observer")
 # One of the workers of ``serve --workers``, or None for the one process serving alone.
 ROLE: web.AppKey[Role | None] = web.AppKey("role")
 
-PURGE_EVERY = 3600.0
-
-
+LINGER = 2.0  # seconds the rest of an unread body is drained after an early answer
 REFUSED_REASONS = {404: "unknown_channel", 405: "method", 413: "too_large"}
 
 
@@ -163,7 +162,19 @@ async def _webhook(
     check_secret(settings, channel, request.query)
     provider = PROVIDERS[provider_name]
     try:
-        body = await request.read()
+        async with asyncio.timeout(settings.body_timeout):
+            body = await request.read()
+    except TimeoutError:
+        # A body that never ends (fewer bytes than Content-Length, a chunked body without its
+        # last chunk) would hold the connection and its descriptor for as long as the sender
+        # likes.
+        log.warning(
+            "body not received within %g s on %s: refused", settings.body_timeout, request.path
+        )
+        app[METRICS].refused.labels("body_timeout").inc()
+        response = web.json_response({"error": "request body timed out"}, status=408)
+        response.force_close()
+        return response
     except web.RequestPayloadError:
         # aiohttp decompresses per Content-Encoding while reading; a body that does not
         # decompress is the sender's mistake, not ours.
@@ -379,7 +390,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[TIMERS] = timers
     worker = asyncio.create_task(delivery.run(), name="delivery")
     timer_task = asyncio.create_task(timers.run(), name="timers")
-    purger = asyncio.create_task(_purge(store, app[CLOCK]), name="purge")
+    purger = asyncio.create_task(
+        _purge(store, app[CLOCK], settings.retention, engine), name="purge"
+    )
     reloader = app[RELOADER]
     watcher = asyncio.create_task(reloader.watch(), name="watch") if settings.watch else None
     loop = asyncio.get_running_loop()
@@ -439,15 +452,41 @@ def reload_rules(app: web.Application) -> bool:
     return app[RELOADER].reload_now()
 
 
-async def _purge(store: Store, clock: Callable[[], float]) -> None:
+async def _purge(
+    store: Store, clock: Callable[[], float], retention: Retention, engine: Engine
+) -> None:
     while True:
         try:
-            removed = await store.purge(clock())
+            removed = await store.purge(clock(), purge_retention(retention, engine.rules))
             if removed:
                 log.info("purged %d expired record(s)", removed)
         except StoreError as exc:
             log.error("purge failed: %s", exc)
-        await asyncio.sleep(PURGE_EVERY)
+        await asyncio.sleep(retention.every)
+
+
+def runner_options(settings: Settings) -> dict[str, object]:
+    """What the HTTP server is started with besides the application: the head timeout
+    (aiohttp's keep-alive timer runs from the connection or the last answer until a request
+    head is complete, however slowly its bytes come); after an early answer (408, 413) the
+    rest of a body is read for LINGER seconds at most, so the sender sees the answer rather
+    than a reset, before the connection is closed; no access log (queries hold the webhook
+    secret)."""
+    return {
+        "keepalive_timeout": settings.header_timeout,
+        "lingering_time": LINGER,
+        "access_log": None,
+    }
+
+
+def purge_retention(retention: Retention, rules: RuleSet) -> Retention:
+    """The retention the purge applies: hits are kept as long as the longest window that
+    counts them (a rule's limit, the compliance cap and loop guard), when that is longer
+    than ``RESPONDER_RETAIN_HITS``."""
+    windows = [rule.limit.every for rule in rules.rules if rule.limit]
+    compliance = rules.compliance
+    windows += [w.every for w in (compliance.cap, compliance.loop_guard) if w is not None]
+    return retention.keeping_hits(max(windows, default=0.0))
 
 
 def create_app(

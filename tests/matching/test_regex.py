@@ -37,6 +37,17 @@ UNSAFE = [
     (r"\w+\s*\w+$", "adjacent quantifiers"),
     (r".*\s+.*x", "adjacent quantifiers"),
     (r"a.*?.*b", "adjacent quantifiers"),
+    # The parser takes the common start out of alternatives: (a|a)* is read as (a(?:|))*,
+    # two empty alternatives (each of these took 39.5 s on a 28-character text).
+    (r"(a|a)*$", "overlapping alternatives in a repeated group"),
+    (r"(?:yes|yes)+$", "overlapping alternatives in a repeated group"),
+    (r"(a|ab?)*$", "overlapping alternatives in a repeated group"),
+    (r"(?:\d|\d)*x", "overlapping alternatives in a repeated group"),
+    (r"(x(?:a|a)y)*", "overlapping alternatives in a repeated group"),
+    # Capture groups around adjacent repeats: O(n**9) for nine of them.
+    ("(a+)" * 9 + "b", "adjacent quantifiers"),
+    (r"(a+)(a+)b", "adjacent quantifiers"),
+    (r"(?:\d+)(\d*)x", "adjacent quantifiers"),
 ]
 SAFE = [
     r"^(?P<order>[A-Z]{2}\d{3})$",

@@ -435,10 +435,13 @@ def test_http_defaults_and_values(tmp_path: Path) -> None:
     assert isinstance(plain, Http)
     assert (plain.method, plain.json, dict(plain.headers)) == ("POST", None, {})
     assert plain.timeout == 10.0
-    assert plain.url.render({"contact": "+65"}) == "https://example.com/+65"
+    # A value in a URL is percent-encoded: it cannot add a query, path or fragment of its own.
+    assert plain.url.render({"contact": "+65"}) == "https://example.com/%2B65"
+    assert plain.url.render({"contact": "1?a=b#c"}) == "https://example.com/1%3Fa%3Db%23c"
     [full] = rules["full"].http
     assert (full.method, full.timeout) == ("PUT", 2.5)
     assert render_tree(full.json, {"contact": "c"}) == {"who": "c", "n": 1}
+    assert full.headers["X-Token"].render({"rule": "r\r\nX: y"}) == "t-r\\r\\nX: y"
     assert full.headers["X-Token"].render({"rule": "full"}) == "t-full"
 
 

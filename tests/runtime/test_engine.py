@@ -136,7 +136,7 @@ async def test_continue_collects_calls_but_only_the_first_reply_counts(tmp_path:
     assert [(c.key, c.rule, c.endpoint) for c in outcome.calls] == [
         ("evt#0", "log-it", "https://log.example.com/in"),
         ("evt#1", "answer", "broadcasts.json"),
-        ("evt#2", "also-answer", f"https://crm.example.com/{ALICE}"),
+        ("evt#2", "also-answer", "https://crm.example.com/%2B6591234567"),  # encoded
     ]
     assert outcome.calls[0].params == {"json": {"text": "hi"}}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from responder.conversations import Conversation, Timer, TimerWrite
 from responder.errors import ConflictError, StoreError
 from responder.outbound import Commit, HitLimit, OutboundCall, OutboxItem, StoredResponse
+from responder.retention import Retention
 from responder.stores import open_store
 from responder.stores.base import Depth, Snapshot, Store, Wanted
 from responder.stores.memory import HIT_HORIZON, MemoryStore
@@ -459,6 +461,107 @@ async def test_purge_drops_hits_beyond_the_horizon(store: Store) -> None:
     assert await store.count_hits("limit:a", 0.0) == 2
     assert await store.purge(1500.0 + HIT_HORIZON) == 1
     assert await store.count_hits("limit:a", 0.0) == 1
+
+
+DAY = 86400.0
+
+
+async def fill_a_day(store: Store, events: int = 40) -> None:
+    """A day's worth of everything the store keeps, at t = 0..1000 s."""
+    for n in range(events):
+        now = float(n * 25)
+        contact = f"+65900{n:05d}"
+        talk = Conversation(
+            f"textit:sms:{contact}", "survey", "q1", "textit", "textit", updated=now
+        )
+        if n % 4 == 3:
+            talk = replace(talk, status="ended")
+        await store.commit(
+            Commit(
+                f"e{n}",
+                OK,
+                (call(f"e{n}#0", contact), call(f"e{n}#1", contact)),
+                (f"limit:{n % 3}", "loop:x"),
+                now=now,
+                conversation=talk,
+                timer=TimerWrite(talk.key, now + 10 * 365 * DAY, 1) if n == 0 else None,
+                opt_outs=((contact, n % 5 == 0),) if n % 5 in (0, 1) else (),
+            )
+        )
+        await store.take_slot("hoiio", 100, f"p:{n}", now + 60.0, now)
+    claimed = await store.claim_outbox(1000.0, 60.0, 200)
+    assert len(claimed) == events
+    for n, item in enumerate(sorted(claimed, key=lambda i: i.call.key)):
+        status = ("sent", "dry_run", "dead", "pending")[n % 4]
+        if status == "pending":
+            await store.release_outbox(item.call.key, 1001.0)
+        else:
+            await store.finish_outbox(
+                item.call.key, status, "x" if status == "dead" else None, 1001.0
+            )
+
+
+async def what_is_left(store: Store, events: int = 40) -> dict[str, int]:
+    outbox = await store.outbox(limit=10_000)
+    conversations = [
+        await store.get_conversation(f"textit:sms:+65900{n:05d}") for n in range(events)
+    ]
+    slot_free = await store.take_slot("hoiio", 100, "probe", 0.0, 1000.0) == 0.0
+    await store.free_slot("hoiio", "probe")
+    return {
+        "responses": sum([await store.get_response(f"e{n}") is not None for n in range(events)]),
+        "sent": sum(1 for i in outbox if i.status in ("sent", "dry_run")),
+        "dead": sum(1 for i in outbox if i.status == "dead"),
+        "pending": sum(1 for i in outbox if i.status == "pending"),
+        "hits": sum([await store.count_hits(k, 0.0) for k in ("limit:0", "limit:1", "limit:2")]),
+        "conversations": sum(1 for c in conversations if c is not None),
+        "opted_out": len(await store.opted_out([f"+65900{n:05d}" for n in range(events)])),
+        "slots": int(slot_free),
+    }
+
+
+async def test_purge_with_a_future_clock_leaves_only_what_is_kept(store: Store) -> None:
+    """Each kind of record goes after its retention (RESPONDER_RETAIN_*), counted."""
+    await fill_a_day(store)
+    retention = Retention(sent=7 * DAY, dead=30 * DAY, hits=31 * DAY, conversations=30 * DAY)
+    before = await what_is_left(store)
+    assert before == {
+        "responses": 40,
+        # 80 calls: the first of each contact's lane was claimed; a quarter of those were
+        # sent, a quarter dry-run, a quarter dead, a quarter given back.
+        "sent": 20,
+        "dead": 10,
+        "pending": 50,
+        "hits": 40,
+        "conversations": 40,
+        "opted_out": 8,
+        "slots": 1,
+    }
+    # A day later: only the stored answers are kept less than a day (ttl 7 days here: none).
+    await store.purge(1000.0 + DAY, retention)
+    assert await what_is_left(store) == before
+    # Past the sent retention, before the others.
+    await store.purge(1001.0 + 8 * DAY, retention)
+    assert await what_is_left(store) == {**before, "responses": 0, "sent": 0}
+    # A year on: what is left is what is still wanted.
+    await store.purge(1001.0 + 365 * DAY, retention)
+    assert await what_is_left(store) == {
+        "responses": 0,
+        "sent": 0,
+        "dead": 0,
+        "pending": 50,  # never dropped: sent or dead first
+        "hits": 0,
+        "conversations": 1,  # the one with a timer pending
+        "opted_out": 8,  # while they stay opted out
+        "slots": 1,
+    }
+    assert await store.purge(1001.0 + 365 * DAY, retention) == 0
+
+
+async def test_an_opt_in_leaves_no_mark(store: Store) -> None:
+    await store.commit(Commit("o1", OK, now=1.0, opt_outs=(("+6591", True), ("+6592", True))))
+    await store.commit(Commit("o2", OK, now=2.0, opt_outs=(("+6591", False),)))
+    assert await store.opted_out(["+6591", "+6592"]) == {"+6592"}
 
 
 # -- limits checked at commit -----------------------------------------------------------------

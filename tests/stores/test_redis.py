@@ -167,3 +167,40 @@ async def test_round_trips_are_counted_by_who_made_them(redis_url: str) -> None:
         assert store.round_trips["delivery"] == 0
     finally:
         await store.close()
+
+
+async def test_a_year_on_only_the_key_families_still_wanted_are_left(url: str) -> None:
+    """Every key family is dropped by the purge or bounded by what is still pending."""
+    from tests.stores.test_contract import DAY, fill_a_day
+
+    store = await opened(url)
+    client = aioredis.Redis.from_url(SERVER)
+    try:
+        await fill_a_day(store)
+        await store.secret("app_state")
+        await store.purge(1001.0 + 365 * DAY)
+        families: dict[str, int] = {}
+        async for key in client.scan_iter(match=f"{store.base}*"):
+            name = key.decode()[len(store.base) :].split(":")[0]
+            families[name] = families.get(name, 0) + 1
+        assert families == {
+            "ob": 50,  # the pending calls
+            "lane": 40,  # one lane per contact with a pending call
+            "heads": 1,
+            "ready": 1,
+            "obs": 1,  # obs:pending
+            "oball": 1,
+            "conv": 1,  # the conversation with a timer
+            "convs": 1,
+            "convupd": 1,
+            "timers": 1,
+            "timerdata": 1,
+            "optouts": 1,
+            "secrets": 1,
+            "seq": 1,
+        }
+        assert await client.zcard(f"{store.base}oball") == 50
+        assert await client.hlen(f"{store.base}optouts") == 8
+    finally:
+        await client.aclose()
+        await store.close()
