@@ -18,12 +18,13 @@ from responder.printable import Escaping
 
 if TYPE_CHECKING:  # loaded by the commands that need it: `check` and `--help` start fast
     import socket
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from aiohttp import web
 
     from responder.rules.model import RuleSet
     from responder.settings import Settings
+    from responder.stores.base import Store
     from responder.web.workers import Worker
 
 
@@ -251,18 +252,50 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _conversations(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from responder.settings import Settings
-    from responder.stores import open_store
     from responder.tools import conversations
-    from responder.tools.outbox import absent_store
 
     if args.limit < 1:
         print("responder conversations: --limit must be at least 1", file=sys.stderr)
         return 2
+    return _on_store(
+        args.store,
+        lambda store: conversations.show(
+            store, args.contact, args.limit, sys.stdout, as_json=args.json
+        ),
+    )
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    from responder.tools import outbox as outbox_commands
+
+    if args.outbox_command == "retry" and not (args.keys or args.all_dead):
+        print("responder outbox retry: name KEY(s) or --all-dead", file=sys.stderr)
+        return 2
+    if args.limit < 1:
+        print("responder outbox: --limit must be at least 1", file=sys.stderr)
+        return 2
+
+    async def run(store: Store) -> int:
+        if args.outbox_command == "retry":
+            return await outbox_commands.requeue(
+                store, args.keys, sys.stdout, sys.stderr, all_dead=args.all_dead
+            )
+        return await outbox_commands.list_items(
+            store, args.status, args.limit, sys.stdout, as_json=args.json
+        )
+
+    return _on_store(args.store, run)
+
+
+def _on_store(given: str | None, command: Callable[[Store], Awaitable[int]]) -> int:
+    """Run a command on the store ``serve`` uses (``--store``, else RESPONDER_STORE), which
+    must already exist; 2 when it cannot be read."""
+    from responder.settings import Settings
+    from responder.stores import open_store
+    from responder.tools.outbox import absent_store
+
     try:
-        url = Settings.from_env(store=args.store).store
+        url = Settings.from_env(store=given).store
         absent = absent_store(url)
         if absent:
             raise StoreError(absent)
@@ -274,52 +307,7 @@ def _conversations(args: argparse.Namespace) -> int:
     async def run() -> int:
         await store.open()
         try:
-            return await conversations.show(
-                store, args.contact, args.limit, sys.stdout, as_json=args.json
-            )
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(run())
-    except StoreError as exc:
-        print(f"responder: {exc}", file=sys.stderr)
-        return 2
-
-
-def _outbox(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from responder.settings import Settings
-    from responder.stores import open_store
-    from responder.tools import outbox as outbox_commands
-
-    if args.outbox_command == "retry" and not (args.keys or args.all_dead):
-        print("responder outbox retry: name KEY(s) or --all-dead", file=sys.stderr)
-        return 2
-    if args.limit < 1:
-        print("responder outbox: --limit must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        url = Settings.from_env(store=args.store).store
-        absent = outbox_commands.absent_store(url)
-        if absent:
-            raise StoreError(absent)
-        store = open_store(url)
-    except (SettingsError, StoreError) as exc:
-        print(f"responder: {exc}", file=sys.stderr)
-        return 2
-
-    async def run() -> int:
-        await store.open()
-        try:
-            if args.outbox_command == "retry":
-                return await outbox_commands.requeue(
-                    store, args.keys, sys.stdout, sys.stderr, all_dead=args.all_dead
-                )
-            return await outbox_commands.list_items(
-                store, args.status, args.limit, sys.stdout, as_json=args.json
-            )
+            return await command(store)
         finally:
             await store.close()
 
