@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 START_TIMEOUT = 30.0
+SIGTERM = signal.SIGTERM  # (a method below is named signal)
 
 
 def free_port() -> int:
@@ -48,27 +49,37 @@ class ServeProcess:
         """Start and wait until /healthz answers; retried on another port if one is taken."""
         for _ in range(3):
             self.port = free_port()
-            with self.log.open("ab") as out:
-                self.proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "responder",
-                    "serve",
-                    *self.args,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    env={**os.environ, **self.env},
-                    stdout=out,
-                    stderr=asyncio.subprocess.STDOUT,
-                )
+            self.proc = await self._spawn(self.command())
             if await self._ready():
                 return self
             await self.stop()
             if "cannot listen" not in self.output():
                 break
         raise RuntimeError(f"responder serve did not start:\n{self.output()[-4000:]}")
+
+    def command(self) -> list[str]:
+        """The child's command line, on this object's port."""
+        return [
+            sys.executable,
+            "-m",
+            "responder",
+            "serve",
+            *self.args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+
+    async def _spawn(self, command: list[str]) -> asyncio.subprocess.Process:
+        """Start the child, its output appended to the log file."""
+        with self.log.open("ab") as out:
+            return await asyncio.create_subprocess_exec(
+                *command,
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+            )
 
     async def _ready(self) -> bool:
         assert self.proc is not None
@@ -88,12 +99,12 @@ class ServeProcess:
         assert self.proc is not None
         self.proc.send_signal(number)
 
-    async def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL after 15 s; returns the exit code."""
+    async def stop(self, number: int = SIGTERM) -> int | None:
+        """Signal ``number`` (SIGTERM), then SIGKILL after 15 s; returns the exit code."""
         if self.proc is None:
             return None
         if self.proc.returncode is None:
-            self.proc.terminate()
+            self.proc.send_signal(number)
             try:
                 await asyncio.wait_for(self.proc.wait(), 15)
             except TimeoutError:

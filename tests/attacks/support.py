@@ -18,7 +18,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import IO, Any
 
 import aiohttp
 
-from responder.testing.process import free_port
+from responder.testing.process import ServeProcess, free_port
 
 LONG = os.environ.get("RESPONDER_ATTACKS", "short") == "long"
 PROFILE = "long" if LONG else "short"
@@ -96,11 +95,11 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-class Serve:
-    """``responder serve`` as a child process on a free loopback port, its output kept.
+class Serve(ServeProcess):
+    """``responder serve`` on a rule directory and a store, its output kept in memory.
 
     Output goes through a pipe, not a file: a test that limits the child's file sizes
-    must not limit its log.
+    must not limit its log. ``env`` is the child's whole environment (see ``clean_env``).
     """
 
     def __init__(
@@ -110,75 +109,37 @@ class Serve:
         env: dict[str, str],
         preexec: Callable[[], None] | None = None,
     ) -> None:
-        self.rules, self.store, self.env, self.preexec = rules, store, env, preexec
-        self.port = 0
-        self.proc: asyncio.subprocess.Process | None = None
+        super().__init__(["--rules", str(rules), "--store", store], env, Path(os.devnull))
+        self.preexec = preexec
         self.lines: list[str] = []
         self._reader: asyncio.Task[None] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
 
     def output(self) -> str:
         return "\n".join(self.lines)
 
-    async def start(self, within: float = 30.0) -> Serve:
-        self.port = free_port()
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "responder",
-            "serve",
-            "--rules",
-            str(self.rules),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--store",
-            self.store,
+    async def _spawn(self, command: list[str]) -> asyncio.subprocess.Process:
+        proc = await asyncio.create_subprocess_exec(
+            *command,
             env=self.env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             preexec_fn=self.preexec,
             limit=1 << 20,
         )
-        self._reader = asyncio.create_task(self._read())
-        deadline = time.monotonic() + within
-        async with aiohttp.ClientSession() as http:
-            while True:
-                if self.proc.returncode is not None:
-                    await asyncio.sleep(0.1)
-                    raise AssertionError(f"responder exited:\n{self.output()[-3000:]}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{self.url}/healthz") as resp:
-                        if resp.status == 200:
-                            return self
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"responder did not come up:\n{self.output()[-3000:]}")
-                await asyncio.sleep(0.05)
+        self._reader = asyncio.create_task(self._read(proc))
+        return proc
 
-    async def _read(self) -> None:
-        assert self.proc is not None
-        assert self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while line := await proc.stdout.readline():
             self.lines.append(line.decode("utf-8", "replace").rstrip("\n"))
 
-    async def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), 30)
-        except TimeoutError:
-            self.proc.kill()
-            code = await self.proc.wait()
+    async def start(self) -> Serve:
+        await super().start()
+        return self
+
+    async def stop(self, number: int = signal.SIGTERM) -> int | None:
+        code = await super().stop(number)
         if self._reader is not None:
             await asyncio.wait_for(self._reader, 10)
         return code
