@@ -1,11 +1,14 @@
 """Benchmark: machine instructions per webhook, counted by valgrind (callgrind).
 
     python benchmarks/instructions.py [--webhooks 500] [--rules 1000] [--against DIR]
+                                      [--store redis]
 
 Starts ``responder serve`` under ``valgrind --tool=callgrind`` on a generated rule set (the
-one ``http_bench.py`` uses, SQLite store), sends 300 TextIt ``mo_sms`` webhooks to warm it up,
-zeroes the counters, sends ``--webhooks`` more (8 in flight, every one a new message that gets
-the templated reply) and prints the instructions the server process executed per webhook, all
+one ``http_bench.py`` uses; SQLite store, or with ``--store redis`` the Redis at
+RESPONDER_TEST_REDIS under a fresh key prefix, deleted afterwards, whose own instructions
+are not counted), sends 300 TextIt ``mo_sms`` webhooks to warm it up, zeroes the counters,
+sends ``--webhooks`` more (8 in flight, every one a new message that gets the templated
+reply) and prints the instructions the server process executed per webhook, all
 threads together. The count does not depend on what else the machine is doing, so two runs of
 the same code agree to a fraction of a percent where timings on a shared machine drift by 10 to
 20 %; it does not see time spent waiting (system calls, the disk, locks). ``--against DIR``
@@ -31,6 +34,7 @@ import aiohttp
 import http_setup
 
 from responder.testing.process import free_port
+from responder.testing.redisdb import drop_prefix, require_server, scratch_url
 
 REPO = Path(__file__).resolve().parent.parent
 WARM_UP = 300
@@ -74,9 +78,26 @@ async def _ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 def count(
-    tree: Path, rules: Path, webhooks: int, work: Path, env: dict[str, str] | None = None
+    tree: Path,
+    rules: Path,
+    webhooks: int,
+    work: Path,
+    env: dict[str, str] | None = None,
+    store: str = "sqlite",
 ) -> float:
     """Instructions per webhook of the responder in ``tree`` (``env`` added to its own)."""
+    if store == "redis":
+        url = scratch_url("bench-instructions")
+        try:
+            return _count(tree, rules, webhooks, work, env, url)
+        finally:
+            drop_prefix(url.rsplit("prefix=", 1)[1])
+    return _count(tree, rules, webhooks, work, env, f"sqlite:///{work / f'{free_port()}.db'}")
+
+
+def _count(
+    tree: Path, rules: Path, webhooks: int, work: Path, env: dict[str, str] | None, store: str
+) -> float:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     out = work / f"callgrind-{port}.out"
@@ -91,7 +112,7 @@ def count(
         "--rules",
         str(rules),
         "--store",
-        f"sqlite:///{work / f'{port}.db'}",
+        store,
         "--host",
         "127.0.0.1",
         "--port",
@@ -131,17 +152,23 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--against", type=lambda text: Path(text).resolve())
     parser.add_argument("--console", action="store_true", help="also with the web console on")
+    parser.add_argument("--store", choices=["sqlite", "redis"], default="sqlite")
     args = parser.parse_args()
+    if args.store == "redis":
+        require_server()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("needs valgrind and callgrind_control (Debian package valgrind)")
     with tempfile.TemporaryDirectory(prefix="responder-instructions-") as scratch:
         work = Path(scratch)
         rules = http_setup.write_rules(work / "rules", args.rules)
         trees = {"this": REPO, **({"against": args.against} if args.against else {})}
-        figures = {name: count(tree, rules, args.webhooks, work) for name, tree in trees.items()}
+        figures = {
+            name: count(tree, rules, args.webhooks, work, store=args.store)
+            for name, tree in trees.items()
+        }
         if args.console:
             trees["console"] = REPO
-            figures["console"] = count(REPO, rules, args.webhooks, work, CONSOLE_ON)
+            figures["console"] = count(REPO, rules, args.webhooks, work, CONSOLE_ON, args.store)
     for name, tree in trees.items():
         print(f"{name:<8} {figures[name] / 1e6:7.3f} M instructions per webhook  ({tree})")
     if args.against:
