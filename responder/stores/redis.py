@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import MovedError, RedisError
+from redis.typing import EncodableT
 
 from responder.conversations import Conversation, Timer
 from responder.errors import ConflictError, StoreError
@@ -27,12 +28,16 @@ from responder.outbound import (
 from responder.retention import DEFAULT_RETENTION, Retention
 from responder.stores import redis_scripts as lua
 from responder.stores.base import CALLER, Depth, Slot, Snapshot, Wanted, round_trips
+from responder.stores.redis_mux import Multiplexer, Script
 from responder.stores.redis_url import describe, split_url, wants_cluster
 
 T = TypeVar("T")
 PURGE_BATCH = 500
 # ``find_conversations`` looks at this many conversations at most (it scans; see there).
 FIND_SCAN = 20_000
+# The two scripts of every webhook, sent over the store's shared connection (``redis_mux``).
+SNAPSHOT = Script(lua.SNAPSHOT)
+COMMIT = Script(lua.COMMIT)
 
 
 def _pack(response: StoredResponse) -> bytes:
@@ -75,12 +80,14 @@ class RedisStore:
         self.base = f"{{{self.prefix}}}:"
         self._redis: aioredis.Redis | RedisCluster | None = None
         self._scripts: dict[str, Any] = {}
+        self._mux: Multiplexer | None = None
         self.round_trips = round_trips()
 
     async def open(self) -> None:
         if self._redis is not None:
             return
         client: aioredis.Redis | RedisCluster
+        mux = None
         try:
             if self.cluster:
                 client = RedisCluster.from_url(self.url, max_connections=50)
@@ -91,6 +98,7 @@ class RedisStore:
                     self.url, max_connections=50, timeout=10, health_check_interval=30
                 )
                 client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
+                mux = Multiplexer(pool)
         except ValueError as exc:
             raise StoreError(f"bad Redis store URL {self.where!r}: {exc}") from exc
         try:
@@ -124,8 +132,12 @@ class RedisStore:
             )
         }
         self._redis = client
+        self._mux = mux
 
     async def close(self) -> None:
+        if self._mux is not None:
+            await self._mux.close()
+            self._mux = None
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
@@ -154,23 +166,33 @@ class RedisStore:
             raise StoreError("store is not open")
         return await self._do(self._scripts[name](keys=[self.base], args=list(args)))
 
+    async def _webhook_script(self, script: Script, args: list[EncodableT]) -> Any:
+        """A script of the webhook path: over the shared connection (a Cluster client has
+        none: there it goes like the others)."""
+        if self._mux is None:
+            name = "SNAPSHOT" if script is SNAPSHOT else "COMMIT"
+            return await self._script(name, *args)
+        return await self._do(self._mux.run(script, self.base, args))
+
     async def get_response(self, key: str) -> StoredResponse | None:
         blob = await self._do(self._r.get(f"{self.base}idem:{key}"))
         return _unpack(_bytes(blob)) if blob is not None else None
 
     async def snapshot(self, wanted: Wanted) -> Snapshot:
         conv, contact = wanted.conversation, wanted.contact
-        counts: list[object] = []
+        counts: list[EncodableT] = []
         for key, since in wanted.hits:
             counts += [key, repr(since)]
-        blob, data, version, mark, *hits = await self._script(
-            "SNAPSHOT",
-            wanted.key,
-            conv or "",
-            "0" if conv is None else "1",
-            contact or "",
-            "0" if contact is None else "1",
-            *counts,
+        blob, data, version, mark, *hits = await self._webhook_script(
+            SNAPSHOT,
+            [
+                wanted.key,
+                conv or "",
+                "0" if conv is None else "1",
+                contact or "",
+                "0" if contact is None else "1",
+                *counts,
+            ],
         )
         return Snapshot(
             _unpack(blob) if blob else None,
@@ -182,40 +204,42 @@ class RedisStore:
     async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
         # Serialise every call before the script runs: a call that cannot be stored fails
         # the commit before anything is written.
-        calls: list[object] = []
+        calls: list[EncodableT] = []
         for c in commit.calls:
             due = max(commit.now, c.not_before or 0.0)
             calls += [c.key, c.to_json(), lane_of(c), int(is_ivr_step(c)), repr(due)]
         conv = commit.conversation
         timer = commit.timer
-        opts: list[object] = []
+        opts: list[EncodableT] = []
         for contact, opted in commit.opt_outs:
             opts += [contact, "1" if opted else "0"]
-        limits: list[object] = []
+        limits: list[EncodableT] = []
         for limit in commit.limits:
             limits += [limit.key, repr(limit.since), limit.most - commit.hits.count(limit.key)]
-        result = await self._script(
-            "COMMIT",
-            commit.key,
-            _pack(commit.response),
-            max(1, int(commit.ttl * 1000)),
-            repr(commit.now),
-            repr(commit.now + commit.ttl),
-            conv.key if conv else "",
-            conv.to_json() if conv else "",
-            conv.status if conv else "",
-            commit.expected_version,
-            timer.key if timer else "",
-            "" if timer is None or timer.due is None else repr(timer.due),
-            timer.seq if timer else 0,
-            len(commit.calls),
-            len(commit.hits),
-            len(commit.opt_outs),
-            len(commit.limits),
-            *calls,
-            *commit.hits,
-            *opts,
-            *limits,
+        result = await self._webhook_script(
+            COMMIT,
+            [
+                commit.key,
+                _pack(commit.response),
+                max(1, int(commit.ttl * 1000)),
+                repr(commit.now),
+                repr(commit.now + commit.ttl),
+                conv.key if conv else "",
+                conv.to_json() if conv else "",
+                conv.status if conv else "",
+                commit.expected_version,
+                timer.key if timer else "",
+                "" if timer is None or timer.due is None else repr(timer.due),
+                timer.seq if timer else 0,
+                len(commit.calls),
+                len(commit.hits),
+                len(commit.opt_outs),
+                len(commit.limits),
+                *calls,
+                *commit.hits,
+                *opts,
+                *limits,
+            ],
         )
         if result[0] == 0:
             return _unpack(result[1]), False
