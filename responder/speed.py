@@ -1,6 +1,7 @@
 """Optional speed-ups, used when installed (``pip install 'responder[speed]'``), never needed:
-uvloop runs the event loop, orjson encodes JSON. Without them the standard library does both,
-with the same results (but for infinities and NaN, which are not JSON: orjson writes null)."""
+uvloop runs the event loop, orjson encodes JSON, hiredis reads Redis replies (redis-py picks
+it up by itself). Without them the standard library and redis-py do the same, with the same
+results (but for infinities and NaN, which are not JSON: orjson writes null)."""
 
 from __future__ import annotations
 
@@ -44,4 +45,4 @@ def event_loop_policy() -> Any:
 def names() -> list[str]:
     """The speed-ups in use, for the start-up log line."""
     found = ["orjson"] if _orjson is not None else []
-    return found + (["uvloop"] if _optional("uvloop") is not None else [])
+    return found + [name for name in ("uvloop", "hiredis") if _optional(name) is not None]
