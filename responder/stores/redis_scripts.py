@@ -66,10 +66,10 @@ local stored = redis.call('GET', idem)
 if stored then return {0, stored} end
 local now = ARGV[4]
 local conv = ARGV[6]
-local version = 0
+local version, old = 0, nil
 if conv ~= '' then
-    local ck = base .. 'conv:' .. conv
-    version = tonumber(redis.call('HGET', ck, 'version') or '0')
+    local v = redis.call('HMGET', base .. 'conv:' .. conv, 'version', 'status')
+    version, old = tonumber(v[1] or '0'), v[2]
     if version ~= tonumber(ARGV[9]) then return {2, version} end
 end
 local ncalls, nhits, nopts = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
@@ -112,11 +112,14 @@ for _ = 1, nopts do
     i = i + 2
 end
 if conv ~= '' then
-    local ck = base .. 'conv:' .. conv
-    local old = redis.call('HGET', ck, 'status')
-    if old then redis.call('SREM', base .. 'convs:' .. old, conv) end
-    redis.call('HSET', ck, 'data', ARGV[7], 'version', version + 1, 'status', ARGV[8])
-    redis.call('SADD', base .. 'convs:' .. ARGV[8], conv)
+    redis.call('HSET', base .. 'conv:' .. conv, 'data', ARGV[7], 'version', version + 1,
+        'status', ARGV[8])
+    -- Read with the version above (nothing in between writes it); a status kept keeps
+    -- the conversation in its set.
+    if old ~= ARGV[8] then
+        if old then redis.call('SREM', base .. 'convs:' .. old, conv) end
+        redis.call('SADD', base .. 'convs:' .. ARGV[8], conv)
+    end
     redis.call('ZADD', base .. 'convupd', now, conv)
 end
 if ARGV[10] ~= '' then
