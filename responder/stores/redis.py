@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import MovedError, RedisError
-from redis.typing import EncodableT
 
 from responder.conversations import Conversation, Timer
 from responder.errors import ConflictError, StoreError
@@ -28,7 +27,7 @@ from responder.outbound import (
 from responder.retention import DEFAULT_RETENTION, Retention
 from responder.stores import redis_scripts as lua
 from responder.stores.base import CALLER, Depth, Slot, Snapshot, Wanted, round_trips
-from responder.stores.redis_mux import Multiplexer, Script
+from responder.stores.redis_mux import Arg, Multiplexer, Script
 from responder.stores.redis_url import describe, split_url, wants_cluster
 
 T = TypeVar("T")
@@ -166,7 +165,7 @@ class RedisStore:
             raise StoreError("store is not open")
         return await self._do(self._scripts[name](keys=[self.base], args=list(args)))
 
-    async def _webhook_script(self, script: Script, args: list[EncodableT]) -> Any:
+    async def _webhook_script(self, script: Script, args: list[Arg]) -> Any:
         """A script of the webhook path: over the shared connection (a Cluster client has
         none: there it goes like the others)."""
         if self._mux is None:
@@ -180,7 +179,7 @@ class RedisStore:
 
     async def snapshot(self, wanted: Wanted) -> Snapshot:
         conv, contact = wanted.conversation, wanted.contact
-        counts: list[EncodableT] = []
+        counts: list[Arg] = []
         for key, since in wanted.hits:
             counts += [key, repr(since)]
         blob, data, version, mark, *hits = await self._webhook_script(
@@ -204,16 +203,16 @@ class RedisStore:
     async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
         # Serialise every call before the script runs: a call that cannot be stored fails
         # the commit before anything is written.
-        calls: list[EncodableT] = []
+        calls: list[Arg] = []
         for c in commit.calls:
             due = max(commit.now, c.not_before or 0.0)
             calls += [c.key, c.to_json(), lane_of(c), int(is_ivr_step(c)), repr(due)]
         conv = commit.conversation
         timer = commit.timer
-        opts: list[EncodableT] = []
+        opts: list[Arg] = []
         for contact, opted in commit.opt_outs:
             opts += [contact, "1" if opted else "0"]
-        limits: list[EncodableT] = []
+        limits: list[Arg] = []
         for limit in commit.limits:
             limits += [limit.key, repr(limit.since), limit.most - commit.hits.count(limit.key)]
         result = await self._webhook_script(

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from redis.asyncio.connection import ConnectionPool
+from redis.asyncio.connection import Connection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -63,3 +63,10 @@ async def test_a_killed_connection_is_replaced(mux: Multiplexer) -> None:
     second = await mux.call("CLIENT", "ID")
     assert second != first
     assert await mux.call("ECHO", "back") == b"back"
+
+
+def test_a_script_call_is_packed_as_redis_py_packs_it() -> None:
+    script = Script("return 1")
+    args: list[str | bytes | int] = ["", "héllo wörld", b"\x00bytes\r\n", 0, -7, 2**40, "1.5e-07"]
+    packed = Connection().pack_command("EVALSHA", script.sha, 1, "{p}:", *args)
+    assert script.pack("{p}:", args) == b"".join(packed)
