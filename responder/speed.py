@@ -1,7 +1,8 @@
 """Optional speed-ups, used when installed (``pip install 'responder[speed]'``), never needed:
-uvloop runs the event loop, orjson encodes JSON, hiredis reads Redis replies (redis-py picks
-it up by itself). Without them the standard library and redis-py do the same, with the same
-results (but for infinities and NaN, which are not JSON: orjson writes null)."""
+uvloop runs the event loop, orjson encodes JSON. Without them the standard library does both,
+with the same results (but for infinities and NaN, which are not JSON: orjson writes null).
+hiredis, which redis-py reads Redis replies with, is a dependency on CPython: named among the
+speed-ups when it is there."""
 
 from __future__ import annotations
 
