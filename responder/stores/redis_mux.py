@@ -54,7 +54,7 @@ class Multiplexer:
         self._pool = pool
         self._conn: AbstractConnection | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._connecting = asyncio.Lock()
+        self._opening: asyncio.Task[AbstractConnection] | None = None
         self._waiting: deque[asyncio.Future[Any]] = deque()
         self._batch: list[bytes] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -100,13 +100,21 @@ class Multiplexer:
             self._fail(conn, exc)
 
     async def _connect(self) -> AbstractConnection:
-        async with self._connecting:
-            if self._conn is None:
-                conn = self._pool.connection_class(**self._pool.connection_kwargs)
-                await conn.connect()  # type: ignore[no-untyped-call]  # untyped in redis-py
-                self._conn = conn
-                self._reader = asyncio.create_task(self._read(conn))
-            return self._conn
+        # One attempt for every caller waiting meanwhile: they share its connection or its
+        # error (and none of them waits for the others' attempts to time out one by one).
+        if self._opening is None:
+            self._opening = asyncio.get_running_loop().create_task(self._open())
+        return await asyncio.shield(self._opening)
+
+    async def _open(self) -> AbstractConnection:
+        try:
+            conn = self._pool.connection_class(**self._pool.connection_kwargs)
+            await conn.connect()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            self._conn = conn
+            self._reader = asyncio.get_running_loop().create_task(self._read(conn))
+            return conn
+        finally:
+            self._opening = None
 
     async def _read(self, conn: AbstractConnection) -> None:
         try:
@@ -142,6 +150,9 @@ class Multiplexer:
         self._track(conn.disconnect(nowait=True))
 
     async def close(self) -> None:
+        if self._opening is not None:
+            self._opening.cancel()
+            await asyncio.gather(self._opening, return_exceptions=True)
         conn, reader = self._conn, self._reader
         self._conn = self._reader = None
         if reader is not None:

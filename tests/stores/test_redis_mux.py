@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from responder.stores.redis_mux import Multiplexer, Script
+from responder.testing.process import free_port
 from responder.testing.redisdb import SERVER, require_server
 
 
@@ -70,3 +71,29 @@ def test_a_script_call_is_packed_as_redis_py_packs_it() -> None:
     args: list[str | bytes | int] = ["", "héllo wörld", b"\x00bytes\r\n", 0, -7, 2**40, "1.5e-07"]
     packed = Connection().pack_command("EVALSHA", script.sha, 1, "{p}:", *args)
     assert script.pack("{p}:", args) == b"".join(packed)
+
+
+async def test_callers_waiting_for_a_connection_share_one_attempt() -> None:
+    pool = ConnectionPool.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    mux = Multiplexer(pool)
+    made = []
+    real = pool.connection_class
+
+    def counting(**kwargs: object) -> Connection:
+        made.append(kwargs)
+        return real(**kwargs)  # type: ignore[arg-type]
+
+    pool.connection_class = counting  # type: ignore[assignment]
+    try:
+        failures = await asyncio.gather(
+            *(mux.call("PING") for _ in range(20)), return_exceptions=True
+        )
+        assert all(isinstance(f, RedisConnectionError) for f in failures)
+        assert len(made) == 1
+        # The next call tries again.
+        with pytest.raises(RedisConnectionError):
+            await mux.call("PING")
+        assert len(made) == 2
+    finally:
+        await mux.close()
+        await pool.aclose()
