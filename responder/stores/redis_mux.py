@@ -160,6 +160,8 @@ class Multiplexer:
         await asyncio.gather(*self._tasks, *(reader,) if reader else (), return_exceptions=True)
         if conn is not None:
             await conn.disconnect()
+        closed = RedisConnectionError("connection to Redis closed")
         for future in self._waiting:
-            future.cancel()
+            if not future.done():
+                future.set_exception(closed)
         self._waiting.clear()

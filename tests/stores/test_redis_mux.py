@@ -97,3 +97,15 @@ async def test_callers_waiting_for_a_connection_share_one_attempt() -> None:
     finally:
         await mux.close()
         await pool.aclose()
+
+
+async def test_a_call_still_waiting_when_the_connection_closes_fails_plainly(
+    mux: Multiplexer,
+) -> None:
+    await mux.call("PING")
+    # Blocks on the server for a while: still waiting when the connection closes.
+    waiting = asyncio.ensure_future(mux.call("BLPOP", f"nothing-{secrets.token_hex(4)}", 5))
+    await asyncio.sleep(0.05)
+    await mux.close()
+    with pytest.raises(RedisConnectionError):
+        await waiting
