@@ -30,6 +30,7 @@ from responder.outbound import (
 from responder.retention import DEFAULT_RETENTION, Retention
 from responder.stores.base import Depth, Slot, Snapshot, Wanted, round_trips
 from responder.stores.sqlite_batch import GroupCommit
+from responder.stores.sqlite_checkpoint import WRITER_CHECKPOINT_PAGES, Checkpointer
 
 T = TypeVar("T")
 PURGE_BATCH = 5000  # rows deleted per transaction by the purge
@@ -284,6 +285,7 @@ class SqliteStore:
         self._reader: sqlite3.Connection | None = None
         # Webhook commits and the delivery worker's outbox and slot writes share transactions.
         self._group = GroupCommit(self._run, lambda: self._db, _write_commit, path)
+        self._checkpointer: Checkpointer | None = None  # the log's checkpoints, off the writer
 
     async def open(self) -> None:
         if self._executor is not None:
@@ -295,6 +297,8 @@ class SqliteStore:
             executor.shutdown(wait=False)
             raise StoreError(_open_problem(self.path, exc)) from exc
         self._executor = executor
+        self._checkpointer = Checkpointer(self.path)
+        self._checkpointer.start()
 
     def _open_sync(self) -> None:
         parent = Path(self.path).parent
@@ -306,6 +310,7 @@ class SqliteStore:
             # an fsync per commit; the guarantees promised for kill -9 hold.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
             columns = {r[1] for r in conn.execute("PRAGMA table_info(outbox)")}
             if columns and "lane" not in columns:
                 conn.executescript(f"BEGIN IMMEDIATE;{MIGRATE_OUTBOX}COMMIT;")
@@ -323,6 +328,9 @@ class SqliteStore:
     async def close(self) -> None:
         if self._executor is None:
             return
+        if self._checkpointer is not None:
+            await self._checkpointer.stop()
+            self._checkpointer = None
         await self._run(self._close_sync)
         self._executor.shutdown(wait=True)
         self._executor = None

@@ -113,8 +113,8 @@ class GroupCommit:
     def _make_room(self, db: sqlite3.Connection) -> None:
         """After a write failed for want of disk space: move the write-ahead log into the
         database and cut it to nothing. Otherwise the log, which grows until a checkpoint
-        and is only checkpointed at 1,000 pages, takes back whatever space is freed, and the
-        store stays full after the disk has room again. While the disk is still full the
+        (``sqlite_checkpoint``), takes back whatever space is freed, and the store stays full
+        after the disk has room again. While the disk is still full the
         checkpoint fails too, and is tried again before the next write."""
         try:
             busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
