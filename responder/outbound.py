@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from responder.conversations import Conversation, TimerWrite
 from responder.speed import dumps
@@ -66,6 +66,10 @@ class Commit:
     ``conversation`` is written only if the stored one still has ``expected_version``
     (0: there is none yet), and ``hits`` only while every one of ``limits`` holds; otherwise
     the commit fails with ConflictError.
+
+    With ``hold_until``, each IVR step (``is_ivr_step``) that is first in its lane once
+    written is written claimed until then, for the committing process to send at once
+    instead of waiting for a claim; ``Committed.held`` names them.
     """
 
     key: str
@@ -79,6 +83,7 @@ class Commit:
     timer: TimerWrite | None = None
     opt_outs: tuple[tuple[str, bool], ...] = ()  # (contact key, opted out) to record
     limits: tuple[HitLimit, ...] = ()
+    hold_until: float = 0.0
 
     def over_limit(self, count_hits: Callable[[str, float], int]) -> HitLimit | None:
         """The first limit this commit would break, given a count of the hits stored."""
@@ -86,6 +91,15 @@ class Commit:
             if count_hits(limit.key, limit.since) + self.hits.count(limit.key) > limit.most:
                 return limit
         return None
+
+
+class Committed(NamedTuple):
+    """What ``Store.commit`` did: the stored response, whether this commit wrote it, and the
+    keys of the IVR steps it wrote already claimed for the committer (``Commit.hold_until``)."""
+
+    response: StoredResponse
+    fresh: bool
+    held: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +122,19 @@ def is_ivr_step(call: OutboundCall) -> bool:
 def lane_of(call: OutboundCall) -> str:
     """Calls of one lane go out one after the other, in the order they were committed."""
     return call.contact or call.key
+
+
+def holdable(commit: Commit) -> dict[str, str]:
+    """The calls ``commit`` may write claimed (``Commit.hold_until``), key -> lane: each IVR
+    step due at once that comes first in its lane among the commit's calls. A store holds
+    one only when its lane has nothing pending already, so the lane keeps its order."""
+    if not commit.hold_until:
+        return {}
+    found: dict[str, str] = {}
+    lanes: set[str] = set()
+    for call in commit.calls:
+        lane = lane_of(call)
+        if lane not in lanes and is_ivr_step(call) and (call.not_before or 0.0) <= commit.now:
+            found[call.key] = lane
+        lanes.add(lane)
+    return found

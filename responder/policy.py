@@ -14,6 +14,10 @@ from responder.outbound import OutboundCall
 # IVR blocks are for a caller on the line: after this long the call is over, so the block
 # is dead instead of being retried on into somebody else's afternoon.
 IVR_MAX_AGE: Final = 120.0
+# More IVR steps than this in flight (sent at once after their commit): each webhook's
+# answer waits for its own step to go out, for this many seconds at most.
+IVR_PACE_AFTER: Final = 8
+IVR_PACE_WAIT: Final = 2.0
 # Added to every rate window, so jitter on the way to the provider cannot make it count one
 # request more than the limit in its own window.
 RATE_MARGIN: Final = 0.1
@@ -67,7 +71,7 @@ class DeliverySettings:
     lease: float = 120.0  # a claimed item is offered again after this if its sender died
     concurrency: int = 16  # calls in flight per process (the in-memory queue bound)
     shutdown_grace: float = 10.0  # seconds in-flight calls get to finish on shutdown
-    hoiio_max_concurrent: int = 8  # Hoiio voice/IVR requests in flight, all processes
+    hoiio_max_concurrent: int = 8  # Hoiio requests starting a call in flight, all processes
     hoiio_rate: Rate | None = None
     textit_max_concurrent: int = 8
     textit_rate: Rate | None = field(default_factory=lambda: Rate(2500, 3600.0))
@@ -118,11 +122,16 @@ class DeliverySettings:
     def max_concurrent(self, call: OutboundCall) -> int | None:
         """How many requests like ``call`` may be in flight at once; None: no limit.
 
-        Hoiio limits concurrent calls per account while sending SMS has no limit, so only its
-        voice, IVR and fax requests count; TextIt counts every request.
+        Hoiio limits the calls an account has going at once, so the requests that start one
+        count (dialling out, a transfer, voice calls, faxes); an SMS and a block for a call
+        already connected (``ivr/middle/*``, a hang-up) start none and do not wait for a
+        place. TextIt counts every request.
         """
         if call.provider == "hoiio":
-            return None if call.endpoint.startswith("sms/") else self.hoiio_max_concurrent
+            endpoint = call.endpoint
+            if endpoint.startswith(("sms/", "ivr/middle/")) or endpoint == "ivr/end/hangup":
+                return None
+            return self.hoiio_max_concurrent
         if call.provider == "textit":
             return self.textit_max_concurrent
         return None

@@ -49,9 +49,13 @@ def test_defaults() -> None:
     assert d == DeliverySettings()
     assert (d.max_attempts, d.max_age, d.retry_base, d.retry_max) == (12, 86400.0, 2.0, 600.0)
     assert (d.lease, d.concurrency, d.shutdown_grace) == (120.0, 16, 10.0)
-    assert (d.max_concurrent(call("hoiio", "ivr/middle/play")), d.rate("hoiio")) == (8, None)
-    assert d.max_concurrent(call("hoiio", "ivr/start/dial")) == 8
-    assert d.max_concurrent(call("hoiio", "sms/send")) is None  # Hoiio SMS have no limit
+    assert (d.max_concurrent(call("hoiio", "ivr/start/dial")), d.rate("hoiio")) == (8, None)
+    # Hoiio limits the calls going at once: what starts a call waits for a place ...
+    for starts in ("ivr/end/transfer", "voice/call", "fax/send"):
+        assert d.max_concurrent(call("hoiio", starts)) == 8
+    # ... an SMS and a block for a call already connected start none.
+    for starts_none in ("sms/send", "ivr/middle/play", "ivr/middle/gather", "ivr/end/hangup"):
+        assert d.max_concurrent(call("hoiio", starts_none)) is None
     assert (d.max_concurrent(call("textit", "broadcasts.json")), d.rate("textit")) == (
         8,
         Rate(2500, 3600.0),

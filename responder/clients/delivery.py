@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
 
 from responder.errors import DeliveryError, StoreError
 from responder.outbound import OutboundCall, OutboxItem, is_ivr_step
-from responder.policy import IVR_MAX_AGE, DeliverySettings
+from responder.policy import IVR_MAX_AGE, IVR_PACE_AFTER, IVR_PACE_WAIT, DeliverySettings
 from responder.printable import one_line
 from responder.stores.base import CALLER, Store
 
@@ -33,6 +33,12 @@ class Delivery:
     up to IVR_RESERVE IVR blocks when a commit brings some while the worker is full; the
     store offers one item per lane at a time, so calls to one contact keep their order even
     while the first of them waits for a retry.
+
+    An IVR step that a webhook's commit wrote already claimed for this process (first in
+    its lane: ``Commit.hold_until``) skips the claim: ``send_now`` sends it at once, within
+    the provider's limits like any other. While more than IVR_PACE_AFTER of them are in
+    flight, ``pace`` holds each webhook's answer until its own step is out (IVR_PACE_WAIT
+    at most), so a sender cannot queue steps faster than they go out.
     """
 
     def __init__(
@@ -52,10 +58,40 @@ class Delivery:
         self._accepting = True
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._urgent = 0
+        self._sending_now = 0  # steps sent by send_now, not finished yet
 
     @property
     def in_flight(self) -> int:
         return len(self._inflight)
+
+    @property
+    def hold_for(self) -> float:
+        """An IVR step written claimed for this process stays claimed for a lease."""
+        return self.settings.lease
+
+    def send_now(self, calls: Sequence[OutboundCall], now: float) -> asyncio.Future[Any] | None:
+        """Send calls the store wrote claimed for this process (their commit ran at ``now``);
+        the returned future is done when every one of them is finished with."""
+        tasks = []
+        for call in calls:
+            if call.key in self._inflight:
+                continue
+            item = OutboxItem(call, 0, "pending", None, now, now)
+            task = asyncio.create_task(self._deliver(item), name=f"deliver {call.key}")
+            self._inflight[call.key] = task
+            self._sending_now += 1
+            task.add_done_callback(lambda _, k=call.key: self._finished(k, sent_now=True))  # type: ignore[misc]
+            tasks.append(task)
+        if not tasks:
+            return None
+        return asyncio.gather(*tasks)
+
+    async def pace(self, sending: asyncio.Future[Any]) -> None:
+        """Wait for ``sending`` (IVR_PACE_WAIT seconds at most) when more than
+        IVR_PACE_AFTER steps sent at once are still in flight; else return at once."""
+        if self._sending_now <= IVR_PACE_AFTER or sending.done():
+            return
+        await asyncio.wait([sending], timeout=IVR_PACE_WAIT)
 
     def wake(self, ivr_steps: int = 0) -> None:
         """New calls were committed; ``ivr_steps`` of them are IVR blocks for a live call."""
@@ -121,8 +157,10 @@ class Delivery:
             task.add_done_callback(lambda _, k=key: self._finished(k))  # type: ignore[misc]
         return len(items)
 
-    def _finished(self, key: str) -> None:
+    def _finished(self, key: str, sent_now: bool = False) -> None:
         self._inflight.pop(key, None)
+        if sent_now:
+            self._sending_now -= 1
         self._wake.set()  # room for another item, and maybe the next one of this lane
 
     async def drain_once(self) -> int:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from responder.conversations import Conversation, Timer
-from responder.outbound import Commit, OutboxItem, StoredResponse
+from responder.outbound import Commit, Committed, OutboxItem, StoredResponse
 from responder.retention import DEFAULT_RETENTION, Retention
 
 # A concurrency slot as ``take_slot`` took it: (slot name, holder).
@@ -85,8 +85,9 @@ class Store(Protocol):
         """Everything ``wanted`` names, in one read of the store (one consistent moment)."""
         ...
 
-    async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
-        """Write ``commit``; returns (the stored response, whether this call wrote it)."""
+    async def commit(self, commit: Commit) -> Committed:
+        """Write ``commit``; returns the stored response, whether this call wrote it and the
+        IVR steps it wrote claimed for the caller (``Commit.hold_until``)."""
         ...
 
     async def count_hits(self, key: str, since: float) -> int: ...

@@ -10,9 +10,11 @@ from responder.conversations import Conversation, Timer
 from responder.errors import ConflictError
 from responder.outbound import (
     Commit,
+    Committed,
     OutboundCall,
     OutboxItem,
     StoredResponse,
+    holdable,
     is_ivr_step,
     lane_of,
 )
@@ -72,11 +74,11 @@ class MemoryStore:
             tuple(self._hits_since(key, since) for key, since in wanted.hits),
         )
 
-    async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
+    async def commit(self, commit: Commit) -> Committed:
         # No await inside: the check and the writes happen as one step of the event loop.
         existing = self._responses.get(commit.key)
         if existing is not None:
-            return existing[0], False
+            return Committed(existing[0], False)
         # Store what a durable backend would read back, and fail (writing nothing) on a call
         # it could not store: serialise every call before the first write.
         calls = [OutboundCall.from_json(call.to_json()) for call in commit.calls]
@@ -97,9 +99,16 @@ class MemoryStore:
         if over is not None:
             raise ConflictError(f"limit {over.key!r} reached meanwhile (at most {over.most})")
         self._responses[commit.key] = (commit.response, commit.now + commit.ttl)
+        hold = holdable(commit)
+        busy = self._busy_lanes(set(hold.values())) if hold else set()
+        held: list[str] = []
         for call in calls:
             if call.key not in self._outbox:
                 due = max(commit.now, call.not_before or 0.0)
+                lane = hold.get(call.key)
+                if lane is not None and lane not in busy:
+                    due = commit.hold_until
+                    held.append(call.key)
                 self._seq += 1
                 self._outbox[call.key] = _Row(call, commit.now, due, self._seq, commit.now)
         for contact, opted_out in commit.opt_outs:
@@ -120,7 +129,15 @@ class MemoryStore:
                     commit.timer.seq,
                     commit.timer.due,
                 ]
-        return commit.response, True
+        return Committed(commit.response, True, tuple(held))
+
+    def _busy_lanes(self, lanes: set[str]) -> set[str]:
+        """Which of these lanes have an item pending."""
+        return {
+            lane
+            for row in self._outbox.values()
+            if row.status == "pending" and (lane := lane_of(row.call)) in lanes
+        }
 
     async def secret(self, name: str) -> bytes:
         return self._secrets.setdefault(name, secrets.token_bytes(32))

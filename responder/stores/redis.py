@@ -18,9 +18,11 @@ from responder.conversations import Conversation, Timer
 from responder.errors import ConflictError, StoreError
 from responder.outbound import (
     Commit,
+    Committed,
     OutboundCall,
     OutboxItem,
     StoredResponse,
+    holdable,
     is_ivr_step,
     lane_of,
 )
@@ -200,13 +202,16 @@ class RedisStore:
             tuple(int(count) for count in hits),
         )
 
-    async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
+    async def commit(self, commit: Commit) -> Committed:
         # Serialise every call before the script runs: a call that cannot be stored fails
         # the commit before anything is written.
         calls: list[Arg] = []
+        hold = holdable(commit)
+        until = repr(commit.hold_until)
         for c in commit.calls:
             due = max(commit.now, c.not_before or 0.0)
             calls += [c.key, c.to_json(), lane_of(c), int(is_ivr_step(c)), repr(due)]
+            calls.append(until if c.key in hold else "")
         conv = commit.conversation
         timer = commit.timer
         opts: list[Arg] = []
@@ -241,7 +246,7 @@ class RedisStore:
             ],
         )
         if result[0] == 0:
-            return _unpack(result[1]), False
+            return Committed(_unpack(result[1]), False)
         if result[0] == 3:
             raise ConflictError(f"limit {result[1].decode()!r} reached meanwhile")
         if result[0] == 2:
@@ -250,7 +255,7 @@ class RedisStore:
                 f"conversation {conv.key!r} is at version {result[1]}, "
                 f"expected {commit.expected_version}"
             )
-        return commit.response, True
+        return Committed(commit.response, True, tuple(k.decode() for k in result[1:]))
 
     async def secret(self, name: str) -> bytes:
         await self._do(self._r.hsetnx(f"{self.base}secrets", name, secrets.token_bytes(32)))

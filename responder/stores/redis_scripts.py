@@ -53,11 +53,12 @@ end
 # ARGV: idempotency key, response blob, ttl ms, now, expires,
 #   conversation key ('' for none), data, status, expected version,
 #   timer key ('' for none), timer due ('' clears), timer seq,
-#   #calls, #hits, #opt-outs, #limits, then 5 per call (key, payload, lane, prio, next_at),
-#   one per hit, 2 per opt-out (contact, '1' or '0'), 3 per limit (hit key, window start,
-#   how many hits may be stored already).
+#   #calls, #hits, #opt-outs, #limits, then 6 per call (key, payload, lane, prio, next_at,
+#   hold: the end of its claim when it may be written claimed for the committer if its lane
+#   has nothing pending, else ''), one per hit, 2 per opt-out (contact, '1' or '0'), 3 per
+#   limit (hit key, window start, how many hits may be stored already).
 # Returns {0, stored blob} when the key is taken, {2, version} on a version conflict,
-# {3, hit key} when a limit would be broken, {1} when written.
+# {3, hit key} when a limit would be broken, {1, held key, ...} when written.
 COMMIT = (
     OUTBOX_LIB
     + """
@@ -73,7 +74,7 @@ if conv ~= '' then
     if version ~= tonumber(ARGV[9]) then return {2, version} end
 end
 local ncalls, nhits, nopts = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local l = 17 + 5 * ncalls + nhits + 2 * nopts
+local l = 17 + 6 * ncalls + nhits + 2 * nopts
 for _ = 1, tonumber(ARGV[16]) do
     local stored_hits = redis.call('ZCOUNT', base .. 'hits:' .. ARGV[l], ARGV[l + 1], '+inf')
     if stored_hits > tonumber(ARGV[l + 2]) then return {3, ARGV[l]} end
@@ -82,12 +83,18 @@ end
 redis.call('SET', idem, ARGV[2], 'NX', 'PX', ARGV[3])
 redis.call('ZADD', base .. 'idemexp', ARGV[5], ARGV[1])
 local i = 17
+local result = {1}
 for _ = 1, ncalls do
     local key, payload, lane, prio, next_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
         ARGV[i + 4]
-    i = i + 5
+    local hold = ARGV[i + 5]
+    i = i + 6
     local h = base .. 'ob:' .. key
     if redis.call('EXISTS', h) == 0 then
+        if hold ~= '' and redis.call('EXISTS', base .. 'lane:' .. lane) == 0 then
+            next_at = hold
+            result[#result + 1] = key
+        end
         local seq = redis.call('INCR', base .. 'seq')
         local m = string.format('%012d', seq) .. key
         redis.call('HSET', h, 'payload', payload, 'attempts', 0, 'status', 'pending',
@@ -131,7 +138,7 @@ if ARGV[10] ~= '' then
         redis.call('HSET', base .. 'timerdata', ARGV[10], ARGV[11] .. ' ' .. ARGV[12])
     end
 end
-return {1}
+return result
 """
 )
 

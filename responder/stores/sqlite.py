@@ -19,15 +19,18 @@ from responder.conversations import Conversation, Timer
 from responder.errors import ConflictError, StoreError
 from responder.outbound import (
     Commit,
+    Committed,
     OutboundCall,
     OutboxItem,
     StoredResponse,
+    holdable,
     is_ivr_step,
     lane_of,
 )
 from responder.retention import DEFAULT_RETENTION, Retention
 from responder.stores.base import Depth, Slot, Snapshot, Wanted, round_trips
 from responder.stores.sqlite_batch import GroupCommit
+from responder.stores.sqlite_checkpoint import WRITER_CHECKPOINT_PAGES, Checkpointer
 
 T = TypeVar("T")
 PURGE_BATCH = 5000  # rows deleted per transaction by the purge
@@ -186,7 +189,7 @@ def _snapshot(db: sqlite3.Connection, wanted: Wanted) -> Snapshot:
     )
 
 
-def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredResponse, bool]:
+def _write_commit(db: sqlite3.Connection, commit: Commit) -> Committed:
     """One webhook's writes, inside a transaction (and a savepoint) the caller holds."""
     r = commit.response
     inserted = db.execute(
@@ -197,7 +200,7 @@ def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredRespons
         stored = _stored_response(db, commit.key)
         if stored is None:
             raise StoreError(f"idempotency record {commit.key!r} neither written nor found")
-        return stored, False
+        return Committed(stored, False)
     over = commit.over_limit(
         lambda key, since: int(
             db.execute(
@@ -207,7 +210,9 @@ def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredRespons
     )
     if over is not None:  # the savepoint's rollback takes the record back
         raise ConflictError(f"limit {over.key!r} reached meanwhile (at most {over.most})")
+    held: tuple[str, ...] = ()
     if commit.calls:
+        hold = _holdable(db, commit)
         db.executemany(
             "INSERT OR IGNORE INTO outbox "
             "(key, payload, created, next_at, lane, priority, enqueued) VALUES (?,?,?,?,?,?,?)",
@@ -216,7 +221,7 @@ def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredRespons
                     c.key,
                     c.to_json(),
                     commit.now,
-                    max(commit.now, c.not_before or 0.0),
+                    commit.hold_until if c.key in hold else max(commit.now, c.not_before or 0.0),
                     lane_of(c),
                     int(is_ivr_step(c)),
                     commit.now,
@@ -224,6 +229,14 @@ def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredRespons
                 for c in commit.calls
             ],
         )
+        if hold:  # a call already in the outbox (INSERT OR IGNORE) is not this commit's
+            held = tuple(
+                key
+                for key in hold
+                if db.execute(
+                    "SELECT 1 FROM outbox WHERE key = ? AND next_at = ?", (key, commit.hold_until)
+                ).fetchone()
+            )
     if commit.opt_outs:
         # An opt-in mark reads as no mark at all: the table holds opted-out contacts only.
         db.executemany(
@@ -246,7 +259,19 @@ def _write_commit(db: sqlite3.Connection, commit: Commit) -> tuple[StoredRespons
                 "INSERT OR REPLACE INTO timers VALUES (?, ?, ?, ?)",
                 (timer.key, timer.due, timer.seq, timer.due),
             )
-    return r, True
+    return Committed(r, True, held)
+
+
+def _holdable(db: sqlite3.Connection, commit: Commit) -> set[str]:
+    """The calls of ``commit`` to write claimed: ``holdable`` ones whose lane has nothing
+    pending (read before the commit's own calls are written)."""
+    return {
+        key
+        for key, lane in holdable(commit).items()
+        if not db.execute(
+            "SELECT 1 FROM outbox WHERE lane = ? AND status = 'pending' LIMIT 1", (lane,)
+        ).fetchone()
+    }
 
 
 class SqliteStore:
@@ -260,6 +285,7 @@ class SqliteStore:
         self._reader: sqlite3.Connection | None = None
         # Webhook commits and the delivery worker's outbox and slot writes share transactions.
         self._group = GroupCommit(self._run, lambda: self._db, _write_commit, path)
+        self._checkpointer: Checkpointer | None = None  # the log's checkpoints, off the writer
 
     async def open(self) -> None:
         if self._executor is not None:
@@ -271,6 +297,8 @@ class SqliteStore:
             executor.shutdown(wait=False)
             raise StoreError(_open_problem(self.path, exc)) from exc
         self._executor = executor
+        self._checkpointer = Checkpointer(self.path)
+        self._checkpointer.start()
 
     def _open_sync(self) -> None:
         parent = Path(self.path).parent
@@ -282,6 +310,7 @@ class SqliteStore:
             # an fsync per commit; the guarantees promised for kill -9 hold.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
             columns = {r[1] for r in conn.execute("PRAGMA table_info(outbox)")}
             if columns and "lane" not in columns:
                 conn.executescript(f"BEGIN IMMEDIATE;{MIGRATE_OUTBOX}COMMIT;")
@@ -299,6 +328,9 @@ class SqliteStore:
     async def close(self) -> None:
         if self._executor is None:
             return
+        if self._checkpointer is not None:
+            await self._checkpointer.stop()
+            self._checkpointer = None
         await self._run(self._close_sync)
         self._executor.shutdown(wait=True)
         self._executor = None
@@ -357,7 +389,7 @@ class SqliteStore:
     async def snapshot(self, wanted: Wanted) -> Snapshot:
         return await self._fetch(lambda db: _snapshot(db, wanted))
 
-    async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
+    async def commit(self, commit: Commit) -> Committed:
         return await self._group.commit(commit)
 
     async def secret(self, name: str) -> bytes:

@@ -19,10 +19,9 @@ from functools import partial
 from typing import Any, Final, TypeVar
 
 from responder.errors import StoreError
-from responder.outbound import Commit, StoredResponse
+from responder.outbound import Commit, Committed
 
 T = TypeVar("T")
-Written = tuple[StoredResponse, bool]
 Write = Callable[[sqlite3.Connection], Any]
 MAX_BATCH: Final = 128  # writes per transaction
 
@@ -34,7 +33,7 @@ class GroupCommit:
         self,
         run: Callable[[Callable[[], Any]], Awaitable[Any]],
         db: Callable[[], sqlite3.Connection],
-        write: Callable[[sqlite3.Connection, Commit], Written],
+        write: Callable[[sqlite3.Connection, Commit], Committed],
         where: str,
     ) -> None:
         self._run = run  # runs a function on the store's thread (sqlite3 errors -> StoreError)
@@ -46,7 +45,7 @@ class GroupCommit:
         self.transactions = 0  # for tests: how many transactions held the writes
         self.full = False  # a write failed for want of space: make room before the next
 
-    async def commit(self, commit: Commit) -> Written:
+    async def commit(self, commit: Commit) -> Committed:
         write = self._write
         return await self.run(lambda db: write(db, commit))
 
@@ -114,8 +113,8 @@ class GroupCommit:
     def _make_room(self, db: sqlite3.Connection) -> None:
         """After a write failed for want of disk space: move the write-ahead log into the
         database and cut it to nothing. Otherwise the log, which grows until a checkpoint
-        and is only checkpointed at 1,000 pages, takes back whatever space is freed, and the
-        store stays full after the disk has room again. While the disk is still full the
+        (``sqlite_checkpoint``), takes back whatever space is freed, and the store stays full
+        after the disk has room again. While the disk is still full the
         checkpoint fails too, and is tried again before the next write."""
         try:
             busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]

@@ -377,7 +377,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     )
     app[DELIVERY] = delivery
     handling = Handling(
-        engine, app[LOCKS], clock=app[CLOCK], ttl=settings.idempotency_ttl, wake=delivery.wake
+        engine, app[LOCKS], clock=app[CLOCK], ttl=settings.idempotency_ttl, dispatch=delivery
     )
     app[HANDLING] = handling
     observer = app[OBSERVER]

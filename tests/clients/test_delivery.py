@@ -51,7 +51,7 @@ class Rig:
     http: FakeProvider
 
     async def commit(self, key: str, *calls: OutboundCall) -> None:
-        _, fresh = await self.store.commit(Commit(key, OK, calls, now=self.clock()))
+        _, fresh, _ = await self.store.commit(Commit(key, OK, calls, now=self.clock()))
         assert fresh
 
 
@@ -348,7 +348,7 @@ async def test_hoiio_requests_in_flight_stay_under_the_account_limit(rig: Rig) -
         rig.store, rig.delivery.sender, settings=DeliverySettings(hoiio_max_concurrent=3)
     )
     rig.hoiio.behaviour.delay = 0.2
-    calls = [play(f"e1#{n}", f"S-{n}") for n in range(12)]
+    calls = [dial(f"e1#{n}", f"+65910000{n:02d}") for n in range(12)]
     calls += [sms(f"e2#{n}", to=f"+65900000{n:02d}") for n in range(12)]
     await rig.store.commit(Commit("e1", OK, tuple(calls), now=time.time()))
     worker = asyncio.create_task(delivery.run())
@@ -358,7 +358,7 @@ async def test_hoiio_requests_in_flight_stay_under_the_account_limit(rig: Rig) -
         delivery.stop()
         await asyncio.wait_for(worker, 10)
         await delivery.shutdown()
-    # Voice requests keep to the limit; SMS have none at Hoiio and fill the worker instead.
+    # Requests starting a call keep to the limit; SMS have none at Hoiio and fill the worker.
     assert rig.hoiio.max_in_flight > 3
     assert rig.hoiio.max_in_flight_by["ivr"] == 3
 
@@ -402,6 +402,10 @@ async def test_every_try_of_a_call_carries_the_same_idempotency_key(rig: Rig) ->
     assert keys == ["e1#0", "e1#0"]
 
 
+def dial(key: str, to: str) -> OutboundCall:
+    return OutboundCall(key, "hoiio", "ivr/start/dial", {"dest": to}, contact=to)
+
+
 def play(key: str, session: str) -> OutboundCall:
     return OutboundCall(key, "hoiio", "ivr/middle/play", {"session": session}, contact=session)
 
@@ -428,7 +432,7 @@ async def test_an_ivr_block_overtakes_a_full_worker(rig: Rig) -> None:
     assert len(await rig.store.outbox(status="sent")) == 7
 
 
-async def test_ivr_blocks_get_the_next_free_hoiio_place_first(rig: Rig) -> None:
+async def test_a_transfer_gets_the_next_free_hoiio_place_first(rig: Rig) -> None:
     delivery = Delivery(
         rig.store, rig.delivery.sender, settings=DeliverySettings(hoiio_max_concurrent=1)
     )
@@ -443,14 +447,37 @@ async def test_ivr_blocks_get_the_next_free_hoiio_place_first(rig: Rig) -> None:
     worker = asyncio.create_task(delivery.run())
     try:
         await wait_for(lambda: len(rig.hoiio.requests) == 1)
-        await rig.store.commit(Commit("i", OK, (play("i#0", "S-9"),), now=time.time()))
+        transfer = OutboundCall(
+            "i#0", "hoiio", "ivr/end/transfer", {"session": "S-9", "dest": "+659"}, contact="S-9"
+        )
+        await rig.store.commit(Commit("i", OK, (transfer,), now=time.time()))
         delivery.wake(ivr_steps=1)
         await wait_for(lambda: len(rig.hoiio.requests) == 5, within=30)
     finally:
         await delivery.shutdown()
         await asyncio.wait_for(worker, 10)
     paths = [r.path.rsplit("/", 1)[-1] for r in rig.hoiio.requests]
-    assert paths == ["dial", "play", "dial", "dial", "dial"]
+    assert paths == ["dial", "transfer", "dial", "dial", "dial"]
+
+
+async def test_a_block_for_a_connected_call_needs_no_hoiio_place(rig: Rig) -> None:
+    """Hoiio limits the calls going at once; a block for a call already going starts none."""
+    delivery = Delivery(
+        rig.store, rig.delivery.sender, settings=DeliverySettings(hoiio_max_concurrent=1)
+    )
+    rig.hoiio.behaviour.delay = 1.0
+    dial = OutboundCall("d#0", "hoiio", "ivr/start/dial", {"dest": "+65901"}, contact="+65901")
+    await rig.store.commit(Commit("s", OK, (dial,), now=time.time()))
+    worker = asyncio.create_task(delivery.run())
+    try:
+        await wait_for(lambda: len(rig.hoiio.requests) == 1)
+        await rig.store.commit(Commit("i", OK, (play("i#0", "S-9"),), now=time.time()))
+        delivery.wake(ivr_steps=1)
+        await wait_for(lambda: len(rig.hoiio.requests) == 2, within=30)
+        assert rig.hoiio.max_in_flight == 2  # the play went while the dial held the place
+    finally:
+        await delivery.shutdown()
+        await asyncio.wait_for(worker, 10)
 
 
 class SlotWrites(SqliteStore):
@@ -478,11 +505,11 @@ async def test_a_sent_call_gives_its_slot_back_with_its_outcome(rig: Rig, tmp_pa
         delivery = Delivery(
             store, rig.delivery.sender, settings=DeliverySettings(hoiio_max_concurrent=1)
         )
-        await store.commit(Commit("e1", OK, (hangup("e1#0"),), now=time.time()))
+        await store.commit(Commit("e1", OK, (dial("e1#0", ALICE),), now=time.time()))
         assert await delivery.drain_once() == 1
         assert store.writes == [("finish_outbox", "e1#0", True)]  # one write, slot included
         rig.hoiio.behaviour.hoiio_status = "error_invalid_session"
-        await store.commit(Commit("e2", OK, (hangup("e2#0", to=BOB),), now=time.time()))
+        await store.commit(Commit("e2", OK, (dial("e2#0", BOB),), now=time.time()))
         assert await delivery.drain_once() == 1
         assert store.writes[1:] == [("finish_outbox", "e2#0", False), ("free_slot", "e2#0", True)]
         # Both slots are back: the one place is free for another holder.

@@ -61,7 +61,7 @@ class Harness:
             outcome.expected_version,
             outcome.timer,
         )
-        _, fresh = await self.store.commit(commit)
+        _, fresh, _ = await self.store.commit(commit)
         assert fresh
         if outcome.conversation is not None:
             self.writes += 1

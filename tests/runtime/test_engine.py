@@ -46,7 +46,7 @@ async def record(engine: Engine, outcome: Outcome, key: str) -> None:
     commit = Commit(
         key, StoredResponse(200, "text/plain", b""), outcome.calls, outcome.hits, engine.clock()
     )
-    _, fresh = await engine.store.commit(commit)
+    _, fresh, _ = await engine.store.commit(commit)
     assert fresh
 
 

@@ -72,7 +72,7 @@ async def opt(store: Store, contact: str, out: bool, now: float = AFTERNOON) -> 
 
 async def record(store: Store, outcome: Outcome, key: str, now: float) -> None:
     """Commit the way the server does, so the guard's hits count next time."""
-    _, fresh = await store.commit(Commit(key, OK, outcome.calls, outcome.hits, now))
+    _, fresh, _ = await store.commit(Commit(key, OK, outcome.calls, outcome.hits, now))
     assert fresh
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from responder.outbound import Commit, StoredResponse
+from responder.outbound import Commit, Committed, StoredResponse
 from responder.rules.loader import load_rules
 from responder.settings import Settings
 from responder.web.server import create_app
@@ -36,7 +36,7 @@ class RacedStore(CountingSqliteStore):
         super().__init__(path)
         self.rival = rival
 
-    async def commit(self, commit: Commit) -> tuple[StoredResponse, bool]:
+    async def commit(self, commit: Commit) -> Committed:
         if self.rival is not None:
             rival, self.rival = self.rival, None
             await super().commit(rival)

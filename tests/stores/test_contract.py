@@ -65,7 +65,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 async def test_commit_writes_response_calls_and_hits_together(store: Store) -> None:
     commit = Commit("e1", OK, (call("e1#0"), call("e1#1")), ("limit:a",), now=100.0)
-    stored, fresh = await store.commit(commit)
+    stored, fresh, _ = await store.commit(commit)
     assert (stored, fresh) == (OK, True)
     assert await store.get_response("e1") == OK
     assert sorted(keys(await store.outbox())) == ["e1#0", "e1#1"]
@@ -78,7 +78,7 @@ async def test_second_commit_of_a_key_returns_the_first_and_writes_nothing(store
     second = Commit(
         "e1", OTHER, (call("e1#0", extra="x"), call("e1#9")), ("limit:a", "limit:b"), now=200.0
     )
-    stored, fresh = await store.commit(second)
+    stored, fresh, _ = await store.commit(second)
     assert stored == OK
     assert fresh is False
     assert await store.get_response("e1") == OK
@@ -98,7 +98,7 @@ async def test_a_failing_commit_writes_nothing(store: Store) -> None:
     assert await store.outbox() == []
     assert await store.count_hits("limit:a", 0.0) == 0
     # The key is still free: a later, valid commit is the first writer.
-    stored, fresh = await store.commit(Commit("e1", OTHER, (good,), ("limit:a",), now=101.0))
+    stored, fresh, _ = await store.commit(Commit("e1", OTHER, (good,), ("limit:a",), now=101.0))
     assert (stored, fresh) == (OTHER, True)
     assert keys(await store.outbox()) == ["e1#0"]
 
@@ -115,10 +115,10 @@ async def test_fifty_concurrent_commits_of_one_key_have_one_winner(store: Store)
         for i in range(50)
     ]
     results = await asyncio.gather(*(store.commit(c) for c in commits))
-    winners = [i for i, (_, fresh) in enumerate(results) if fresh]
+    winners = [i for i, (_, fresh, _) in enumerate(results) if fresh]
     assert len(winners) == 1
     winner = commits[winners[0]]
-    assert {stored for stored, _ in results} == {winner.response}
+    assert {committed.response for committed in results} == {winner.response}
     assert await store.get_response("race") == winner.response
     items = await store.outbox()
     assert len(items) == 1
@@ -142,7 +142,7 @@ async def test_get_response_is_byte_identical(store: Store, response: StoredResp
     assert got is not None
     assert type(got.body) is bytes
     assert got.body == response.body
-    replay, fresh = await store.commit(Commit("bytes", OK, now=2.0))
+    replay, fresh, _ = await store.commit(Commit("bytes", OK, now=2.0))
     assert not fresh
     assert replay.body == response.body
 
@@ -313,6 +313,58 @@ async def test_ivr_steps_are_offered_before_other_due_calls(store: Store) -> Non
     assert keys(await store.claim_outbox(30.0, 60.0, 10)) == ["s#1", "s#2", "s#3", "s#4", "d#0"]
 
 
+def block(key: str, session: str = "S-1", endpoint: str = "ivr/middle/gather") -> OutboundCall:
+    return OutboundCall(key, "hoiio", endpoint, {"session": session}, contact=session)
+
+
+async def test_a_commit_holds_the_first_ivr_step_of_an_empty_lane_for_its_committer(
+    store: Store,
+) -> None:
+    sms = call("h#1", "+1")
+    committed = await store.commit(
+        Commit("h", OK, (block("h#0"), sms, block("h#2", "S-2")), now=10.0, hold_until=70.0)
+    )
+    assert (committed.fresh, sorted(committed.held)) == (True, ["h#0", "h#2"])
+    # Written claimed: no one else is offered them while the committer sends them ...
+    assert keys(await store.claim_outbox(10.0, 60.0, 10)) == ["h#1"]
+    assert await store.claim_outbox(69.0, 60.0, 10) == []
+    await store.finish_outbox("h#0", "sent", None, 11.0)
+    await store.finish_outbox("h#1", "sent", None, 11.0)
+    # ... and one its committer never finished is offered once the claim runs out.
+    assert keys(await store.claim_outbox(70.0, 60.0, 10)) == ["h#2"]
+    sent = {item.call.key: item for item in await store.outbox(status="sent")}
+    assert (sent["h#0"].attempts, sent["h#0"].created, sent["h#0"].enqueued) == (0, 10.0, 10.0)
+
+
+async def test_a_held_step_keeps_its_lane_in_order(store: Store) -> None:
+    first = await store.commit(
+        Commit("a", OK, (block("a#0"), block("a#1")), now=10.0, hold_until=70.0)
+    )
+    assert first.held == ("a#0",)  # the second step of the lane waits behind the first
+    # A step for a lane with a step still pending is not held: it waits for its turn.
+    second = await store.commit(Commit("b", OK, (block("b#0"),), now=11.0, hold_until=71.0))
+    assert second.held == ()
+    assert await store.claim_outbox(11.0, 60.0, 10) == []
+    await store.finish_outbox("a#0", "sent", None, 12.0)
+    assert keys(await store.claim_outbox(12.0, 60.0, 10)) == ["a#1"]
+    await store.finish_outbox("a#1", "sent", None, 13.0)
+    assert keys(await store.claim_outbox(13.0, 60.0, 10)) == ["b#0"]
+    await store.finish_outbox("b#0", "sent", None, 14.0)
+    third = await store.commit(Commit("c", OK, (block("c#0"),), now=15.0, hold_until=75.0))
+    assert third.held == ("c#0",)  # the lane is empty again
+
+
+async def test_only_ivr_steps_due_now_of_a_fresh_commit_are_held(store: Store) -> None:
+    later = replace(block("q#1", "S-2"), not_before=50.0)
+    dial = OutboundCall("d#0", "hoiio", "ivr/start/dial", {"dest": "+9"}, contact="+9")
+    commit = Commit("q", OK, (call("q#0", "+1"), later, dial), now=10.0, hold_until=70.0)
+    assert (await store.commit(commit)).held == ()
+    assert (await store.commit(Commit("n", OK, (block("n#0"),), now=10.0))).held == ()
+    again = await store.commit(Commit("n", OK, (block("n#0", "S-3"),), now=11.0, hold_until=71.0))
+    assert (again.fresh, again.held) == (False, ())
+    assert keys(await store.claim_outbox(10.0, 60.0, 10)) == ["n#0", "q#0", "d#0"]
+
+
 async def test_items_carry_their_commit_and_queue_times(store: Store) -> None:
     await store.commit(Commit("e1", OK, (call("e1#0"),), now=10.0))
     (item,) = await store.claim_outbox(10.0, 60.0, 10)
@@ -449,7 +501,7 @@ async def test_purge_removes_only_expired_idempotency_records(store: Store) -> N
     assert await store.count_hits("limit:a", 0.0) == 2
     assert await store.purge(100.0) == 0
     # An expired key may be answered afresh; its old call key is not enqueued twice.
-    _, fresh = await store.commit(Commit("old", OTHER, (call("old#0"),), now=120.0))
+    _, fresh, _ = await store.commit(Commit("old", OTHER, (call("old#0"),), now=120.0))
     assert fresh
     assert len(await store.outbox()) == 2
 
@@ -579,7 +631,7 @@ async def test_a_commit_past_a_limit_fails_and_writes_nothing(store: Store) -> N
     # Hits before the window do not count; a commit's own hits do.
     assert await store.commit(
         Commit("l3", OK, hits=("limit:a",), now=300.0, limits=(HitLimit("limit:a", 200.0, 1),))
-    ) == (OK, True)
+    ) == (OK, True, ())
     two = Commit("l4", OK, hits=("cap:b", "cap:b"), now=300.0, limits=(HitLimit("cap:b", 0.0, 1),))
     with pytest.raises(ConflictError):
         await store.commit(two)
@@ -798,7 +850,7 @@ async def test_sqlite_data_survives_close_and_reopen(tmp_path: Path) -> None:
             "HTTP 502",
         )
         assert keys(await again.claim_outbox(70.0, 60.0, 10)) == ["e1#2"]
-        _, fresh = await again.commit(Commit("e1", OTHER, now=30.0))
+        _, fresh, _ = await again.commit(Commit("e1", OTHER, now=30.0))
         assert not fresh
     finally:
         await again.close()
@@ -839,8 +891,8 @@ async def test_two_sqlite_stores_on_one_file_agree_on_the_winner(tmp_path: Path)
             for i in range(20)
         ]
         results = await asyncio.gather(*commits)
-        assert sum(fresh for _, fresh in results) == 1
-        assert len({stored for stored, _ in results}) == 1
+        assert sum(committed.fresh for committed in results) == 1
+        assert len({committed.response for committed in results}) == 1
         assert len(await a.outbox()) == 1
     finally:
         await a.close()
@@ -897,7 +949,7 @@ async def test_sqlite_errors_while_running_surface_as_store_error(tmp_path: Path
         repair = sqlite3.connect(path, timeout=0.5)
         repair.executescript(SCHEMA)
         repair.close()
-        assert await store.commit(Commit("k", OK, (call("k#0"),))) == (OK, True)
+        assert await store.commit(Commit("k", OK, (call("k#0"),))) == (OK, True, ())
         assert keys(await store.outbox()) == ["k#0"]
     finally:
         await store.close()

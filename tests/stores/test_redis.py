@@ -73,8 +73,8 @@ async def test_two_clients_of_one_prefix_share_everything(url: str) -> None:
             for i in range(20)
         ]
         results = await asyncio.gather(*commits)
-        assert sum(fresh for _, fresh in results) == 1
-        assert len({stored for stored, _ in results}) == 1
+        assert sum(committed.fresh for committed in results) == 1
+        assert len({committed.response for committed in results}) == 1
         assert len(await b.outbox()) == 1
         assert await a.secret("s") == await b.secret("s")
         # One claims the call; the other gets nothing until the lease runs out.

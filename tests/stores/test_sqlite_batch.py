@@ -39,7 +39,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 async def test_concurrent_commits_share_transactions(store: SqliteStore) -> None:
     commits = [Commit(f"e{i}", OK, (call(f"e{i}#0"),), (f"hit:{i}",), now=1.0) for i in range(40)]
     results = await asyncio.gather(*(store.commit(c) for c in commits))
-    assert results == [(OK, True)] * 40
+    assert results == [(OK, True, ())] * 40
     assert 1 <= store._group.transactions < 40
     for i in range(40):
         assert await store.get_response(f"e{i}") == OK
@@ -61,7 +61,7 @@ async def test_a_failed_commit_in_a_group_takes_only_its_own_writes_back(
     )
     assert isinstance(results[1], ConflictError)
     assert isinstance(results[3], TypeError)  # a value that is not JSON
-    assert [r for i, r in enumerate(results) if i not in (1, 3)] == [(OK, True)] * 5
+    assert [r for i, r in enumerate(results) if i not in (1, 3)] == [(OK, True, ())] * 5
     assert store._group.transactions - before < 7  # shared, not one each
     for key in ("c2", "c3"):
         assert await store.get_response(key) is None
@@ -97,7 +97,7 @@ async def test_delivery_writes_share_transactions_with_commits(store: SqliteStor
         *(store.commit(Commit(f"w{i}", OK, now=3.0)) for i in range(5)),
     )
     assert results[:5] == [0.0, 0.0, 0.0, 58.0, 58.0]  # in order: three slots, held until 60
-    assert results[6:] == [(OK, True)] * 5
+    assert results[6:] == [(OK, True, ())] * 5
     assert store._group.transactions - before < 11
     (done,) = await store.outbox()
     assert done.status == "sent"
@@ -108,13 +108,13 @@ async def test_savepoints_only_when_a_write_in_the_group_fails(store: SqliteStor
     store._db.set_trace_callback(statements.append)
     try:
         clean = [Commit(f"s{i}", OK, (), (f"hs{i}",), now=1.0) for i in range(5)]
-        assert await asyncio.gather(*(store.commit(c) for c in clean)) == [(OK, True)] * 5
+        assert await asyncio.gather(*(store.commit(c) for c in clean)) == [(OK, True, ())] * 5
         assert not any(s.startswith("SAVEPOINT") for s in statements)
         statements.clear()
         bad = Commit("bad", OK, (OutboundCall("bad#0", "http", "https://x.test", {"j": {1}}),))
         mixed = [Commit("m1", OK, (), ("hm",), now=1.0), bad, Commit("m2", OK, (), ("hm",))]
         results = await asyncio.gather(*(store.commit(c) for c in mixed), return_exceptions=True)
-        assert results[0] == results[2] == (OK, True)
+        assert results[0] == results[2] == (OK, True, ())
         assert isinstance(results[1], TypeError)
         # Tried together, rolled back, then made again with a savepoint a write.
         assert sum(s.startswith("SAVEPOINT") for s in statements) == 3
