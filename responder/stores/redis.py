@@ -39,6 +39,11 @@ FIND_SCAN = 20_000
 # The two scripts of every webhook, sent over the store's shared connection (``redis_mux``).
 SNAPSHOT = Script(lua.SNAPSHOT)
 COMMIT = Script(lua.COMMIT)
+# ... and those of every delivered call: its outcome, its slot, its claim or its retry.
+SHARED = {
+    name: Script(getattr(lua, name))
+    for name in ("FINISH_OUTBOX", "TAKE_SLOT", "CLAIM_OUTBOX", "RESCHEDULE_OUTBOX")
+}
 
 
 def _pack(response: StoredResponse) -> bytes:
@@ -165,6 +170,9 @@ class RedisStore:
     async def _script(self, name: str, *args: object) -> Any:
         if self._redis is None:
             raise StoreError("store is not open")
+        shared = SHARED.get(name)
+        if shared is not None and self._mux is not None:
+            return await self._do(self._mux.run(shared, self.base, args))  # type: ignore[arg-type]
         return await self._do(self._scripts[name](keys=[self.base], args=list(args)))
 
     async def _webhook_script(self, script: Script, args: list[Arg]) -> Any:
