@@ -65,7 +65,7 @@ async def test_steady_traffic_keeps_memory_descriptors_and_rows_bounded(
         RESPONDER_LOG_LEVEL="WARNING",
     )
     server = await Serve(write_rules(tmp_path / "rules", RULES), f"sqlite:///{db}", env).start()
-    samples: list[tuple[float, float, int, dict[str, int]]] = []
+    samples: list[tuple[float, float, int, dict[str, int], int]] = []
     sent = 0
     try:
         async with aiohttp.ClientSession() as http:
@@ -77,8 +77,9 @@ async def test_steady_traffic_keeps_memory_descriptors_and_rows_bounded(
                     assert resp.status == 200
                 sent += 1
                 if now >= next_sample:
+                    rows = count_rows(db)
                     samples.append(
-                        (now - began, rss_mb(server.pid), descriptors(server.pid), count_rows(db))
+                        (now - began, rss_mb(server.pid), descriptors(server.pid), rows, sent)
                     )
                     next_sample += 1.0
                 await asyncio.sleep(max(0.0, began + sent / RATE - time.monotonic()))
@@ -99,11 +100,18 @@ async def test_steady_traffic_keeps_memory_descriptors_and_rows_bounded(
     assert most["hits"] <= 2 * bound  # the rule's limit and the loop guard's
     assert most["conversations"] <= bound
     early, late = settled[:half], settled[half:]
-    # A plateau, not a slope: no table holds more late in the run than early on.
+
+    # A plateau, not a slope: no table holds more late in the run than early on for what was
+    # sent within the retention and a purge before each look (on a busy machine the sender
+    # falls behind its schedule and catches up, so the rows follow its pace, not the clock's).
+    def per_webhook(sample: tuple[float, float, int, dict[str, int], int], table: str) -> float:
+        since = max((s for s in samples if s[0] <= sample[0] - RETAIN - 2), key=lambda s: s[0])
+        return sample[3][table] / max(1, sample[4] - since[4])
+
     for table in most:
-        early_most = max(s[3][table] for s in early)
-        late_most = max(s[3][table] for s in late)
-        assert late_most <= early_most * 1.2 + 20, (table, early_most, late_most)
+        early_most = max(per_webhook(s, table) for s in early)
+        late_most = max(per_webhook(s, table) for s in late)
+        assert late_most <= early_most * 1.2 + 0.05, (table, early_most, late_most)
     rss_early, rss_late = max(s[1] for s in early), max(s[1] for s in late)
     fds_early, fds_late = max(s[2] for s in early), max(s[2] for s in late)
     assert rss_late <= rss_early + pick(8.0, 15.0)
