@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from responder.errors import BadRequest
 from responder.events import Event
+from responder.frozen import quick_init
 
 # Every limit has a number: how many parameters one webhook may carry, and how long one
 # parameter (or a string anywhere in a JSON body) may be.
@@ -28,6 +29,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACED_SURROGATES = "unpaired UTF-16 surrogates in the JSON body replaced by U+FFFD"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class WebhookRequest:
     """The parts of an HTTP request an adapter may look at; plain data, no I/O."""
@@ -39,6 +41,7 @@ class WebhookRequest:
     method: str = "POST"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Params:
     """Request parameters merged from the query string and the body."""
@@ -53,6 +56,7 @@ class Params:
         return [value for key, value in self.pairs if key == name]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HttpReply:
     """What a webhook answers: status, content type and the exact body bytes."""
