@@ -12,6 +12,7 @@ from responder.events import Event
 from responder.frozen import quick_init
 from responder.matching.conditions import Scope
 from responder.matching.index import Probe
+from responder.outbound import Commit, HitLimit, StoredResponse
 from responder.providers.base import HttpReply, Params, WebhookRequest
 from responder.runtime.engine import Prepared
 from responder.runtime.outcome import Outcome
@@ -101,7 +102,20 @@ def test_only_frozen_slotted_dataclasses_without_post_init() -> None:
 
 
 @pytest.mark.parametrize(
-    "cls", [Event, Outcome, WebhookRequest, Params, HttpReply, Scope, Probe, Prepared]
+    "cls",
+    [
+        Event,
+        Outcome,
+        WebhookRequest,
+        Params,
+        HttpReply,
+        Scope,
+        Probe,
+        Prepared,
+        StoredResponse,
+        HitLimit,
+        Commit,
+    ],
 )
 def test_the_webhook_s_own_records_keep_their_signature(cls: type) -> None:
     assert cls.__init__.__qualname__ == f"{cls.__qualname__}.__init__"
