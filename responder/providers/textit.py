@@ -195,10 +195,7 @@ class TextItProvider:
         """A form event, or a flow webhook whose parameters are in the query (``flow_call``:
         only a flow's Call Webhook node sends GET, with whatever names its author chose)."""
         v = params.values
-        # What first(v, name) gives for each name, worked out in one pass over the form.
-        given = {name: text for name, value in v.items() if value and (text := value.strip())}
-        get = given.get
-        event_name = get("event")
+        event_name = first(v, "event")
         is_flow = (
             flow_call
             or event_name == "flow"
@@ -210,49 +207,49 @@ class TextItProvider:
         )
         kind = "flow.step" if is_flow else KIND_BY_EVENT.get(event_name or "", "unknown")
         notes = list(params.notes)
-        urn = usable_urn(get("urn"))
-        given_time = get("time") or get("last_seen")
+        urn = usable_urn(first(v, "urn"))
+        given_time = first(v, "time", "last_seen")
         time = parse_time(given_time)
         if given_time and time is None:
             notes.append("unreadable time ignored")
         flow = None
         values: dict[str, FlowValue] = {}
         if kind == "flow.step":
-            language = get("flow_base_language")
-            step = get("step")
+            language = first(v, "flow_base_language")
+            step = first(v, "step")
             flow = Flow(
-                id=get("flow"),
-                uuid=get("flow_uuid"),
-                name=get("flow_name"),
+                id=first(v, "flow"),
+                uuid=first(v, "flow_uuid"),
+                name=first(v, "flow_name"),
                 step=None if step == "None" else step,
-                run=get("run"),
+                run=first(v, "run"),
                 # The form's ``time`` is when the flow called: the moment it reached the step.
                 arrived_on=time,
             )
             values, note = _legacy_values(v.get("values"), language)
             if note:
                 notes.append(note)
-        external = (get("sms") or get("call") or get("id")) if not is_flow else get("run")
+        external = first(v, "sms", "call", "id") if not is_flow else first(v, "run")
         return Event(
             provider=self.name,
             channel=channel,
             kind=kind,
             # A masked or empty phone is nobody: the URN (complete even in an anonymous
             # workspace) names the contact, else the contact UUID does (compliance keys on it).
-            contact=identity(get("phone")) or urn_path(urn),
-            channel_number=get("relayer_phone") or get("channel_phone"),
+            contact=identity(first(v, "phone")) or urn_path(urn),
+            channel_number=first(v, "relayer_phone", "channel_phone"),
             text=v.get("text"),
-            status=get("status") or get("power_status"),
+            status=first(v, "status", "power_status"),
             flow=flow,
             values=MappingProxyType(values),
             external_id=external,
             time=time,
             urn=urn,
-            contact_uuid=get("contact"),
-            contact_name=get("contact_name"),
+            contact_uuid=first(v, "contact"),
+            contact_name=first(v, "contact_name"),
             provider_event="flow" if flow_call else event_name or ("flow" if is_flow else None),
             attachments=tuple(params.every("attachments")) if "attachments" in v else (),
-            app_state=get("app_state"),
+            app_state=first(v, "app_state"),
             raw=MappingProxyType(_canonical(v, event_name)),  # a copy of its own
             notes=tuple(notes),
         )
