@@ -7,6 +7,13 @@ from typing import Any
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
 
+class _Received:
+    """A request's body stream, all of it received."""
+
+    def is_eof(self) -> bool:
+        return True
+
+
 class Request:
     """What the webhook handler reads of a request: a form body posted to ``channel``."""
 
@@ -22,6 +29,7 @@ class Request:
             CIMultiDict({"Content-Type": "application/x-www-form-urlencoded"})
         )
         self.query: MultiDictProxy[str] = MultiDictProxy(MultiDict())
+        self.content = _Received()
 
     async def read(self) -> bytes:
         return self.body

@@ -8,6 +8,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Final
 
+from responder.frozen import quick_init
+
 # The rule author's vocabulary. Documented in docs/rules.md ("Event kinds").
 KINDS: Final[frozenset[str]] = frozenset(
     {
@@ -64,6 +66,7 @@ class Flow:
     arrived_on: datetime | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """One webhook, parsed; nothing downstream mutates it."""

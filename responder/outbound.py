@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 from responder.conversations import Conversation, TimerWrite
+from responder.frozen import quick_init
 from responder.speed import dumps
 
 
@@ -39,6 +40,7 @@ class OutboundCall:
         return cls(**data)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     """The exact HTTP answer given to a webhook, replayed byte for byte on a retry."""
@@ -48,6 +50,7 @@ class StoredResponse:
     body: bytes
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HitLimit:
     """A limit the commit must still respect: at most ``most`` hits of ``key`` since ``since``,
@@ -59,6 +62,7 @@ class HitLimit:
     most: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Commit:
     """Everything one webhook changes, written together or not at all.

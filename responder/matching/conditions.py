@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from responder.errors import TemplateError
 from responder.events import Event, value_key
+from responder.frozen import quick_init
 from responder.matching.bounded import Regex
 from responder.matching.calendars import Calendar
 from responder.matching.regex import MAX_REGEX_TEXT
@@ -25,6 +26,7 @@ _NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)")
 _EDGE_PUNCT = re.compile(r"^\W+|\W+$")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Scope:
     """What a condition may consult besides the event: the clock, the template context and

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 from responder.events import Event
+from responder.frozen import quick_init
 from responder.matching.bounded import Regex
 from responder.matching.conditions import AllOf, OneOfCondition, TextCondition, words
 from responder.matching.regex import MAX_REGEX_TEXT
@@ -90,6 +91,7 @@ def _literal(pattern: Regex) -> str:
     return max(_runs(_parser.parse(pattern.pattern, pattern.flags)), key=len, default="")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Probe:
     """What the gates look at, worked out once per event."""

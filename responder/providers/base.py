@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from binascii import a2b_qp
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -12,6 +13,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from responder.errors import BadRequest
 from responder.events import Event
+from responder.frozen import quick_init
 
 # Every limit has a number: how many parameters one webhook may carry, and how long one
 # parameter (or a string anywhere in a JSON body) may be.
@@ -27,6 +29,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACED_SURROGATES = "unpaired UTF-16 surrogates in the JSON body replaced by U+FFFD"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class WebhookRequest:
     """The parts of an HTTP request an adapter may look at; plain data, no I/O."""
@@ -38,6 +41,7 @@ class WebhookRequest:
     method: str = "POST"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Params:
     """Request parameters merged from the query string and the body."""
@@ -52,6 +56,7 @@ class Params:
         return [value for key, value in self.pairs if key == name]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HttpReply:
     """What a webhook answers: status, content type and the exact body bytes."""
@@ -100,6 +105,8 @@ def decode(raw: bytes) -> str:
 # Stand-ins for the separators while a whole body is percent-decoded at once: bytes no form
 # body needs, so one that holds them (raw or escaped) is read the slower way.
 _PAIR, _NAME = b"\x00", b"\x01"
+# A ``%`` that starts no escape (kept as it is by percent-decoding).
+_LOOSE_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 def _marked_form(raw: bytes) -> list[tuple[str, str]] | None:
@@ -109,7 +116,13 @@ def _marked_form(raw: bytes) -> list[tuple[str, str]] | None:
     if _PAIR in raw or _NAME in raw or b"%00" in raw or b"%01" in raw:
         return None
     marked = raw.replace(b"+", b" ").replace(b"&", _PAIR).replace(b"=", _NAME)
-    text = unquote_to_bytes(marked).decode("utf-8")
+    if _LOOSE_PERCENT.search(marked):
+        text = unquote_to_bytes(marked).decode("utf-8")
+    else:
+        # Every ``%`` starts an escape and no ``=`` is left: quoted-printable decoding of
+        # ``=XX``, in C, is then exactly the percent-decoding (unquote_to_bytes loops in
+        # Python over every escape).
+        text = a2b_qp(marked.replace(b"%", b"=")).decode("utf-8")
     pairs = []
     for piece in text.split("\x00"):
         if piece:
@@ -174,9 +187,11 @@ def parse_params(request: WebhookRequest) -> Params:
         pairs.extend(_pairs(body))
     if len(pairs) > MAX_PARAMS:
         raise BadRequest(f"too many parameters ({len(pairs)} > {MAX_PARAMS})")
-    for key, value in pairs:
-        if len(key) > MAX_FIELD_CHARS or len(value) > MAX_FIELD_CHARS:
-            _check_length(key, value)
+    # A form body's names and values are never longer than the body itself.
+    if request.query or document is not None or len(body) > MAX_FIELD_CHARS:
+        for key, value in pairs:
+            if len(key) > MAX_FIELD_CHARS or len(value) > MAX_FIELD_CHARS:
+                _check_length(key, value)
     if document is not None:
         _check_document(document)
     return Params(values=dict(pairs), pairs=tuple(pairs), document=document, notes=notes)

@@ -248,9 +248,9 @@ class TextItProvider:
             contact_uuid=first(v, "contact"),
             contact_name=first(v, "contact_name"),
             provider_event="flow" if flow_call else event_name or ("flow" if is_flow else None),
-            attachments=tuple(params.every("attachments")),
+            attachments=tuple(params.every("attachments")) if "attachments" in v else (),
             app_state=first(v, "app_state"),
-            raw=freeze(_canonical(v, event_name)),
+            raw=MappingProxyType(_canonical(v, event_name)),  # a copy of its own
             notes=tuple(notes),
         )
 

@@ -27,6 +27,7 @@ from responder.conversations import (
 from responder.dialogues.runner import ENDED_KINDS, Env, Runner, Step
 from responder.errors import StepError, TemplateError
 from responder.events import Event
+from responder.frozen import quick_init
 from responder.matching.compliance import Compliance, event_contact
 from responder.matching.conditions import Captures, Scope, words
 from responder.outbound import HitLimit, OutboundCall
@@ -39,6 +40,7 @@ from responder.stores.prefetched import Prefetched
 log = logging.getLogger("responder.engine")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A webhook's decision made ready (``Engine.prepare``): the rules it is decided on and

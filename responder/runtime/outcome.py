@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from responder.conversations import Conversation, TimerWrite
+from responder.frozen import quick_init
 from responder.outbound import HitLimit, OutboundCall
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What one event leads to: the reply, the calls to make and what to record."""

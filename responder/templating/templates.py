@@ -193,19 +193,24 @@ def _flat_globals(template: JinjaTemplate) -> JinjaTemplate:
 class _Lazy:
     """The render function of a checked template, compiled to Python when first called."""
 
-    __slots__ = ("ast", "env", "generate")
+    __slots__ = ("ast", "env", "template")
 
     def __init__(self, env: Sandbox, ast: nodes.Template | str) -> None:
         self.env = env
         self.ast: nodes.Template | str | None = ast
-        self.generate: Callable[[Mapping[str, Any]], Iterator[str]] | None = None
+        self.template: JinjaTemplate | None = None
 
     def __call__(self, context: Mapping[str, Any]) -> Iterator[str]:
-        if self.generate is None:
+        template = self.template
+        if template is None:
             assert self.ast is not None
-            self.generate = _flat_globals(self.env.from_string(self.ast)).generate
+            template = self.template = _flat_globals(self.env.from_string(self.ast))
             self.ast = None
-        return self.generate(context)
+        # ``template.generate(context)``, with the globals and the context copied once into
+        # the render's own dict (generate copies the context, then both again); an error is
+        # the same exception, generate only rewrote its traceback.
+        variables = {**template.globals, **context}
+        return template.root_render_func(template.new_context(variables, shared=True))
 
 
 class Templates:

@@ -85,6 +85,10 @@ class TextFormatter(logging.Formatter):
     def __init__(self, worker: int | None = None) -> None:
         super().__init__(text_format(worker))
         self._second: tuple[int, str] = (-1, "")
+        self._worker = "" if worker is None else f" [worker {worker}]"
+
+    def usesTime(self) -> bool:
+        return True  # TEXT_FORMAT starts with the time
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None or record.created < 0:
@@ -100,7 +104,12 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         # Webhook fields (ids, numbers, texts) reach messages: a CR or LF among them must not
         # start a forged line. A traceback, added after this, keeps its lines.
-        line = self._style.format(record)
+        # ``text_format(worker) % record.__dict__``, written out: ``%`` with a mapping reads
+        # the format again for every line.
+        line = (
+            f"{record.asctime} {record.levelname}{self._worker} {record.name}: "
+            f"{record.message}{record.trace_suffix}"  # type: ignore[attr-defined]
+        )
         return line if line.isprintable() else one_line(line)
 
 
@@ -187,6 +196,11 @@ def setup_logging(
     (``worker``: its number) tags its lines with it and shares the stream with the others: its
     batches are written ``ATOMIC_WRITE`` bytes at most at a time.
     """
+    # No line shows the thread or the process a record came from: logging's own switches
+    # spare looking them up for every record.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = LineBuffer(stream or sys.stderr, max_write=None if worker is None else ATOMIC_WRITE)
     handler.addFilter(TraceFilter())
     handler.setFormatter(JsonFormatter(worker) if fmt == "json" else TextFormatter(worker))

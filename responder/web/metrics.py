@@ -8,79 +8,27 @@ from __future__ import annotations
 
 import hmac
 import os
-from typing import Any, Final, Self
+from typing import Final
 
 from aiohttp import web
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    values,
-)
+from prometheus_client import CollectorRegistry, disable_created_metrics, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from responder.outbound import OutboundCall
 from responder.stores.base import Store
+from responder.web.children import MAX_CACHED_CHILDREN, CachedGauge
+from responder.web.tallies import LocalCounter, LocalHistogram
 
 # Webhook handling is mostly sub-millisecond; outbound calls take up to their timeout (60 s).
 WEBHOOK_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 OUTBOUND_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-# Children kept per metric; label values are bounded by the rules and settings, and past
-# this many (a rule set reloaded many times over) ``labels()`` simply is not cached.
-MAX_CACHED_CHILDREN: Final = 10_000
 
 
 def action(call: OutboundCall) -> str:
     """The ``action`` label of a call: the provider endpoint, or the method for ``http``
     (a webhook URL may carry tokens and has no bounded set of values)."""
     return call.method if call.provider == "http" else call.endpoint
-
-
-class _CachedLabels(MetricWrapperBase):
-    """``labels(*values)`` from a dict of the children already made: prometheus_client takes
-    a lock and checks the label names and values on every call, on every webhook."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._children: dict[tuple[object, ...], Self] = {}
-
-    def labels(self, *labelvalues: object, **labelkwargs: object) -> Self:
-        if labelkwargs or not labelvalues:
-            return super().labels(*labelvalues, **labelkwargs)
-        child = self._children.get(labelvalues)
-        if child is None:
-            child = super().labels(*labelvalues)
-            if len(self._children) < MAX_CACHED_CHILDREN:
-                self._children[labelvalues] = child
-        return child
-
-    def remove(self, *labelvalues: Any) -> None:
-        self._children.clear()
-        super().remove(*labelvalues)
-
-    def remove_by_labels(self, labels: dict[str, str]) -> None:
-        self._children.clear()
-        super().remove_by_labels(labels)
-
-    def clear(self) -> None:
-        self._children.clear()
-        super().clear()
-
-
-class CachedCounter(_CachedLabels, Counter):
-    """A Counter whose children are looked up in a dict."""
-
-
-class CachedGauge(_CachedLabels, Gauge):
-    """A Gauge whose children are looked up in a dict."""
-
-
-class CachedHistogram(_CachedLabels, Histogram):
-    """A Histogram whose children are looked up in a dict."""
 
 
 def count_across_processes(directory: str) -> None:
@@ -102,7 +50,7 @@ class Metrics:
 
     ``shared``: the directory of ``count_across_processes``; a scrape then reads the sums of
     every worker's values there (counters of a worker that has died included) instead of this
-    process's own.
+    process's own. The registration order is the order of the exposition.
     """
 
     def __init__(self, shared: str | None = None) -> None:
@@ -111,85 +59,108 @@ class Metrics:
         # the library's own and process-wide; responder wants it off wherever it runs.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         r = self.registry = CollectorRegistry()
-        self.events = CachedCounter(
+        # Counters and histograms are counted in plain numbers and read at scrape; across
+        # processes every update goes to prometheus_client's file of this process instead.
+        across = shared is not None
+        self.events = LocalCounter(
             "responder_events",
             "Webhook events received, by provider, channel and event kind",
             ["provider", "channel", "kind"],
             registry=r,
+            shared=across,
         )
-        self.duplicates = CachedCounter(
+        self.duplicates = LocalCounter(
             "responder_duplicate_deliveries",
             "Retried webhook deliveries answered with the stored response",
             ["channel"],
             registry=r,
+            shared=across,
         )
-        self.rule_matches = CachedCounter(
-            "responder_rule_matches", "Rules that fired, by rule name", ["rule"], registry=r
+        self.rule_matches = LocalCounter(
+            "responder_rule_matches",
+            "Rules that fired, by rule name",
+            ["rule"],
+            registry=r,
+            shared=across,
         )
-        self.rule_limited = CachedCounter(
+        self.rule_limited = LocalCounter(
             "responder_rule_limited",
             "Rules that matched but had reached their per-contact limit",
             ["rule"],
             registry=r,
+            shared=across,
         )
-        self.blank_texts = CachedCounter(
+        self.blank_texts = LocalCounter(
             "responder_blank_texts",
             "Replies and SMS not sent because their text rendered blank, by rule "
             "(dialogue:NAME for a dialogue's)",
             ["rule"],
             registry=r,
+            shared=across,
         )
-        self.transitions = CachedCounter(
+        self.transitions = LocalCounter(
             "responder_dialogue_transitions",
             "Dialogue steps, by dialogue, the state left and the state entered",
             ["dialogue", "source", "dest"],
             registry=r,
+            shared=across,
         )
-        self.replies = CachedCounter(
+        self.replies = LocalCounter(
             "responder_replies",
             "Webhooks answered with a reply body, by channel",
             ["channel"],
             registry=r,
+            shared=across,
         )
-        self.queued = CachedCounter(
+        self.queued = LocalCounter(
             "responder_outbound_queued",
             "Outbound calls put in the outbox, by provider and action",
             ["provider", "action"],
             registry=r,
+            shared=across,
         )
-        self.calls = CachedCounter(
+        self.calls = LocalCounter(
             "responder_outbound_calls",
             "Outbound call attempts by provider, action and outcome (sent, dry_run, retry, failed)",
             ["provider", "action", "outcome"],
             registry=r,
+            shared=across,
         )
-        self.webhook_seconds = CachedHistogram(
+        self.webhook_seconds = LocalHistogram(
             "responder_webhook_seconds",
             "Time to answer a webhook, by channel",
             ["channel"],
             buckets=WEBHOOK_BUCKETS,
             registry=r,
+            shared=across,
         )
-        self.outbound_seconds = CachedHistogram(
+        self.outbound_seconds = LocalHistogram(
             "responder_outbound_seconds",
             "Duration of outbound call attempts, by provider",
             ["provider"],
             buckets=OUTBOUND_BUCKETS,
             registry=r,
+            shared=across,
         )
-        self.reloads = CachedCounter(
-            "responder_reloads", "Rule reloads, by result (ok, failed)", ["result"], registry=r
+        self.reloads = LocalCounter(
+            "responder_reloads",
+            "Rule reloads, by result (ok, failed)",
+            ["result"],
+            registry=r,
+            shared=across,
         )
-        self.refused = CachedCounter(
+        self.refused = LocalCounter(
             "responder_refused_requests",
             "Webhook requests refused, by reason",
             ["reason"],
             registry=r,
+            shared=across,
         )
-        self.errors = CachedCounter(
+        self.errors = LocalCounter(
             "responder_rule_errors",
             "Rule or dialogue errors (conditions or templates failing at run time)",
             registry=r,
+            shared=across,
         )
         # Every worker sets the same gauges: across workers, the value set last is the one.
         self.rules = CachedGauge(
@@ -261,4 +232,4 @@ def authorized(request: web.Request, token: str | None) -> bool:
     )
 
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "action", "authorized"]
+__all__ = ["CONTENT_TYPE_LATEST", "MAX_CACHED_CHILDREN", "Metrics", "action", "authorized"]

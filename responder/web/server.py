@@ -11,6 +11,7 @@ from contextlib import suppress
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from responder import __version__
 from responder.appstate import AppState, Signer, looks_like_ours
@@ -84,9 +85,7 @@ REFUSED_REASONS = {404: "unknown_channel", 405: "method", 413: "too_large"}
 
 
 @web.middleware
-async def error_middleware(
-    request: web.Request, handler: Callable[[web.Request], object]
-) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The one place where errors become HTTP answers; every answer carries its trace id."""
     trace_id = new_trace_id(request.headers.get("X-Request-Id"))
     token = TRACE_ID.set(trace_id)
@@ -103,32 +102,33 @@ async def error_middleware(
     return response
 
 
-async def _answer(
-    request: web.Request, handler: Callable[[web.Request], object]
-) -> web.StreamResponse:
-    refused = request.app[METRICS].refused
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        response = await handler(request)  # type: ignore[misc]
-        assert isinstance(response, web.StreamResponse)
-        return response
+        return await handler(request)
     except web.HTTPException:
         raise
     except BadRequest as exc:
         log.warning("bad request on %s: %s", request.path, exc.reason)
-        refused.labels("bad_request").inc()
+        _refused(request, "bad_request")
         return web.json_response({"error": exc.reason}, status=400)
     except Unauthorized as exc:
         log.warning("refused request on %s: %s", request.path, exc.reason)
-        refused.labels("unauthorized" if exc.status == 401 else "forbidden").inc()
+        request.app[METRICS].refused.labels(
+            "unauthorized" if exc.status == 401 else "forbidden"
+        ).inc()
         return web.json_response({"error": exc.reason}, status=exc.status)
     except StoreError as exc:
         log.error("store unavailable: %s", exc)
-        refused.labels("store_unavailable").inc()
+        _refused(request, "store_unavailable")
         return web.json_response({"error": "temporarily unavailable"}, status=503)
     except ResponderError as exc:
         log.error("error on %s: %s", request.path, exc)
-        refused.labels("error").inc()
+        _refused(request, "error")
         return web.json_response({"error": "internal error"}, status=500)
+
+
+def _refused(request: web.Request, reason: str) -> None:
+    request.app[METRICS].refused.labels(reason).inc()
 
 
 async def webhook(request: web.Request) -> web.StreamResponse:
@@ -162,8 +162,11 @@ async def _webhook(
     check_secret(settings, channel, request.query)
     provider = PROVIDERS[provider_name]
     try:
-        async with asyncio.timeout(settings.body_timeout):
+        if request.content.is_eof():  # all of the body is here: reading it cannot wait
             body = await request.read()
+        else:
+            async with asyncio.timeout(settings.body_timeout):
+                body = await request.read()
     except TimeoutError:
         # A body that never ends (fewer bytes than Content-Length, a chunked body without its
         # last chunk) would hold the connection and its descriptor for as long as the sender

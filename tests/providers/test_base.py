@@ -332,6 +332,8 @@ def _pairs_by_value(raw: bytes) -> list[tuple[str, str]]:
 FORM_PIECES = [b"a", b"=", b"&", b"%", b"%C3", b"%A9", b"\xc3", b"\xa9", b"+", b"%2B", b";"]
 FORM_PIECES += [b"%E2%82%AC", b"\xe2\x82\xac", b"%zz", b"\xff", b"%FF", b"text", b"%00"]
 FORM_PIECES += [b"\x00", b"\x01", b"%01", b"%3D", b"%26", b"%2", b"=="]
+# Lower-case escapes, line breaks (soft line breaks to quoted-printable) and loose percents.
+FORM_PIECES += [b"%e2%82%ac", b"%3d", b"%0a", b"\n", b"\r\n", b"%\n", b"%a", b"%%41"]
 
 
 @given(st.lists(st.sampled_from(FORM_PIECES), max_size=12).map(b"".join))

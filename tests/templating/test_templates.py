@@ -376,7 +376,7 @@ def test_compiled_templates_and_expressions_keep_their_globals_in_a_plain_dict()
     templates = Templates()
     template = templates.template("{% for n in range(3) %}{{ n }}{% endfor %} {{ text }}")
     assert template.render({"text": "x"}) == "012 x"  # the sandbox's bounded range still there
-    compiled = template._generate.generate.__self__  # type: ignore[attr-defined]
+    compiled = template._generate.template  # type: ignore[attr-defined]
     assert type(compiled.globals) is dict
     assert compiled.globals["range"] is templates.env.globals["range"]
     expression = templates.expression("range(2)|list == [0, 1]")

@@ -32,6 +32,7 @@ from responder.web.logs import (
     mask_contact,
     new_trace_id,
     setup_logging,
+    text_format,
 )
 from tests.conftest import write_rules
 
@@ -314,9 +315,16 @@ def test_json_time_is_what_datetime_writes_across_seconds(
         assert formatter.format(_record(when)) == reference_json(_record(when))
 
 
-@given(CREATED, st.lists(st.floats(-1.0, 1.0), max_size=3), st.sampled_from(["", "abc"]))
-def test_text_lines_are_what_logging_writes(created: float, steps: list[float], trace: str) -> None:
-    ours, theirs = TextFormatter(), logging.Formatter(TEXT_FORMAT)
+@given(
+    CREATED,
+    st.lists(st.floats(-1.0, 1.0), max_size=3),
+    st.sampled_from(["", "abc"]),
+    st.sampled_from([None, 3]),
+)
+def test_text_lines_are_what_logging_writes(
+    created: float, steps: list[float], trace: str, worker: int | None
+) -> None:
+    ours, theirs = TextFormatter(worker), logging.Formatter(text_format(worker))
     for when in [created, *(max(0.0, created + step) for step in steps)]:
         record = _record(when, trace_id=trace)
         TraceFilter().filter(record)

@@ -26,7 +26,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def count(metrics: Metrics, provider: str, action: str, outcome: str) -> float:
-    return float(metrics.calls.labels(provider, action, outcome)._value.get())
+    return float(metrics.calls.value(provider, action, outcome))
 
 
 def timed(metrics: Metrics, provider: str) -> float:

@@ -4,15 +4,21 @@ store gauges, dialogue transitions, and the optional bearer token."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from responder.testing.fakes import FakeProvider
 from responder.web.metrics import MAX_CACHED_CHILDREN, Metrics
+from responder.web.tallies import LocalCounter, LocalHistogram
 from tests.conftest import REPO, wait_for, write_rules
 
 RULES = """
@@ -28,6 +34,9 @@ rules:
     limit: {per_contact: 1, every: 1h}
     reply: {text: "once"}
 """
+
+
+EVENT = {"provider": "textit", "channel": "textit", "kind": "sms.received"}
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -172,7 +181,9 @@ async def test_a_token_protects_metrics_and_they_can_be_turned_off(
 def test_every_metric_is_registered_in_the_app_registry_not_a_global_one() -> None:
     a, b = Metrics(), Metrics()
     a.events.labels("textit", "textit", "sms.received").inc()
-    assert b.events.labels("textit", "textit", "sms.received")._value.get() == 0
+    assert a.events.value("textit", "textit", "sms.received") == 1
+    assert b.events.value("textit", "textit", "sms.received") == 0
+    assert b"responder_events_total{" not in b.exposition()
     names = {f.name for f in a.registry.collect()}
     assert {
         "responder_events",
@@ -203,66 +214,139 @@ def _plain_twins(metrics: Metrics, registry: CollectorRegistry) -> dict[str, Any
     """Every metric of ``metrics`` built again as a plain prometheus_client one."""
     twins: dict[str, Any] = {}
     for name, metric in vars(metrics).items():
-        if not isinstance(metric, MetricWrapperBase):
-            continue
-        kind = next(t for t in (Counter, Gauge, Histogram) if isinstance(metric, t))
-        extra = {"buckets": metric._upper_bounds} if isinstance(metric, Histogram) else {}
-        twins[name] = kind(
-            metric._original_name,
-            metric._documentation,
-            metric._labelnames,
-            registry=registry,
-            **extra,
-        )
+        if isinstance(metric, LocalCounter):
+            twins[name] = Counter(
+                metric.name, metric.documentation, metric.labelnames, registry=registry
+            )
+        elif isinstance(metric, LocalHistogram):
+            twins[name] = Histogram(
+                metric.name,
+                metric.documentation,
+                metric.labelnames,
+                buckets=metric.bounds,
+                registry=registry,
+            )
+        elif isinstance(metric, MetricWrapperBase):
+            assert isinstance(metric, Gauge)
+            twins[name] = Gauge(
+                metric._original_name, metric._documentation, metric._labelnames, registry=registry
+            )
     for result in ("ok", "failed"):
         twins["reloads"].labels(result)
     return twins
 
 
-def test_cached_children_are_the_ones_labels_makes_and_exposition_is_unchanged() -> None:
+def test_counted_locally_the_exposition_is_prometheus_clients_own() -> None:
+    """Counters and histograms counted in plain numbers give, at scrape, the very bytes
+    prometheus_client's own metrics give for the same updates."""
     metrics, registry = Metrics(), CollectorRegistry()
     twins = _plain_twins(metrics, registry)
     assert len(twins) == 19
+    assert metrics.exposition() == generate_latest(registry)  # nothing counted yet
     for round_ in range(3):
         for kind in ("sms.received", "call.missed"):
             for name, values in (
                 ("events", ("textit", "main", kind)),
                 ("transitions", ("survey", "(start)", kind)),
                 ("webhook_seconds", (kind,)),
+                ("outbound_seconds", (kind,)),
                 ("rules", (kind,)),
             ):
                 metric = getattr(metrics, name)
                 child = metric.labels(*values)
                 assert child is metric.labels(*values)
-                # The very child prometheus_client's own labels() hands out for these values.
-                assert child is MetricWrapperBase.labels(metric, *values)
+                if isinstance(metric, MetricWrapperBase):
+                    # The very child prometheus_client's own labels() hands out.
+                    assert child is MetricWrapperBase.labels(metric, *values)
                 for each in (child, twins[name].labels(*values)):
-                    if name == "webhook_seconds":
-                        each.observe(0.003 * (round_ + 1))
+                    if name.endswith("_seconds"):
+                        # On a bound, between two, past the last one.
+                        each.observe((0.001, 0.003, 7.5, 90.0)[round_] * (round_ + 1))
                     elif name == "rules":
                         each.set(round_)
                     else:
-                        each.inc()
+                        each.inc(round_ + 0.5)
+    for each in (metrics.errors, twins["errors"]):
+        each.inc(2)
     for each in (metrics.reloads, twins["reloads"]):
-        each.labels(result="failed").inc()
         each.labels("ok").inc()
     assert metrics.exposition() == generate_latest(registry)
-    assert b'responder_webhook_seconds_bucket{channel="call.missed",le="0.01"} 3.0' in (
-        metrics.exposition()
+    text = metrics.exposition()
+    assert b'responder_webhook_seconds_bucket{channel="call.missed",le="0.01"} 2.0' in text
+    assert b'responder_events_total{channel="main",kind="sms.received",provider="textit"} 4.5' in (
+        text
     )
+
+
+def test_local_series_are_keyed_as_prometheus_client_keys_them() -> None:
+    registry, twin = CollectorRegistry(), CollectorRegistry()
+    counter = LocalCounter("things", "Things", ["size"], registry=registry)
+    plain = Counter("things", "Things", ["size"], registry=twin)
+    for each in (counter, plain):
+        each.labels(1).inc()  # type: ignore[arg-type]
+        each.labels("1").inc()
+    assert counter.value("1") == 2
+    assert generate_latest(registry) == generate_latest(twin)
+    with pytest.raises(ValueError, match="label count"):
+        counter.labels("1", "2")
+    with pytest.raises(ValueError, match="non-negative"):
+        counter.labels("1").inc(-1)
+
+
+def test_across_processes_every_workers_counts_are_summed(tmp_path: Path) -> None:
+    """With ``serve --workers`` each worker counts into its own file, and a scrape of any of
+    them reads the sums of all (a worker that has exited included)."""
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    worker = textwrap.dedent(
+        f"""
+        import sys
+        from responder.web.metrics import Metrics, count_across_processes
+        count_across_processes({str(shared)!r})
+        metrics = Metrics(shared={str(shared)!r})
+        n = int(sys.argv[1])
+        for _ in range(n):
+            metrics.events.labels("textit", "textit", "sms.received").inc()
+            metrics.webhook_seconds.labels("textit").observe(0.002 * n)
+        metrics.errors.inc(n)
+        metrics.reloads.labels("ok").inc()
+        assert metrics.events.value("textit", "textit", "sms.received") == n
+        if len(sys.argv) > 2:
+            sys.stdout.write(metrics.exposition().decode())
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for n in (2, 3):
+        subprocess.run([sys.executable, "-c", worker, str(n)], check=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", worker, "4", "scrape"],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    m = samples(done.stdout)
+    assert value(m, "responder_events_total", **EVENT) == 9
+    assert value(m, "responder_rule_errors_total") == 9
+    assert value(m, "responder_reloads_total", result="ok") == 3
+    assert value(m, "responder_webhook_seconds_count", channel="textit") == 9
+    assert value(m, "responder_webhook_seconds_sum", channel="textit") == pytest.approx(
+        2 * 0.004 + 3 * 0.006 + 4 * 0.008
+    )
+    assert value(m, "responder_webhook_seconds_bucket", channel="textit", le="0.005") == 2
 
 
 def test_cached_children_stay_right_past_the_bound_and_after_remove() -> None:
     metrics = Metrics()
-    events = metrics.events
+    trips = metrics.round_trips
     for n in range(MAX_CACHED_CHILDREN + 5):
-        events.labels("textit", "main", f"kind-{n}").inc()
-    extra = events.labels("textit", "main", f"kind-{MAX_CACHED_CHILDREN + 1}")
-    assert extra is events.labels("textit", "main", f"kind-{MAX_CACHED_CHILDREN + 1}")
+        trips.labels(f"caller-{n}").inc()
+    extra = trips.labels(f"caller-{MAX_CACHED_CHILDREN + 1}")
+    assert extra is trips.labels(f"caller-{MAX_CACHED_CHILDREN + 1}")
     assert extra._value.get() == 1
-    events.remove("textit", "main", "kind-0")
-    fresh = events.labels("textit", "main", "kind-0")
+    trips.remove("caller-0")
+    fresh = trips.labels("caller-0")
     assert fresh._value.get() == 0
-    events.clear()
-    assert events.labels("textit", "main", "kind-1")._value.get() == 0
-    assert "kind-2" not in metrics.exposition().decode()
+    trips.clear()
+    assert trips.labels("caller-1")._value.get() == 0
+    assert "caller-2" not in metrics.exposition().decode()

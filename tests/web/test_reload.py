@@ -248,7 +248,7 @@ async def test_reload_requests_during_a_reload_coalesce_and_the_last_change_wins
         reloader.request("test")
     await reloader.wait()
     await reloader.wait()  # the coalesced follow-up, when one was needed
-    done = app[METRICS].reloads.labels("ok")._value.get()
+    done = app[METRICS].reloads.value("ok")
     assert 1 <= done <= 2
     resp = await client.post(
         "/webhooks/textit", data={"event": "mo_sms", "sms": "c1", "phone": "+659", "text": "x"}
@@ -268,7 +268,7 @@ async def test_a_file_that_is_not_text_is_refused_counted_and_the_old_rules_stay
         reloader.request("test")
         await reloader.wait()
     assert app[ENGINE].rules is old
-    assert app[METRICS].reloads.labels("failed")._value.get() == 1
+    assert app[METRICS].reloads.value("failed") == 1
     assert any(str(rules / "rules.yaml") in r.getMessage() for r in caplog.records)
 
 
