@@ -14,7 +14,9 @@ the same code agree to a fraction of a percent where timings on a shared machine
 20 %; it does not see time spent waiting (system calls, the disk, locks). ``--against DIR``
 (a checkout of other code: ``git worktree add DIR COMMIT``) counts that code too and prints
 the ratio. ``--console`` counts this code a second time with the web console on
-(``RESPONDER_CONSOLE_TOKEN`` set) and prints that ratio too. Needs valgrind (Debian package
+(``RESPONDER_CONSOLE_TOKEN`` set) and prints that ratio too. ``--floor`` counts the floor
+(``http_floor.py``) too: the ratio floor / this is the share of the floor's throughput this
+code could reach if throughput followed instructions. Needs valgrind (Debian package
 ``valgrind``).
 """
 
@@ -28,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -98,6 +101,40 @@ def count(
 def _count(
     tree: Path, rules: Path, webhooks: int, work: Path, env: dict[str, str] | None, store: str
 ) -> float:
+    def serve(port: int) -> list[str]:
+        return [
+            "-m",
+            "responder",
+            "serve",
+            "--rules",
+            str(rules),
+            "--store",
+            store,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+
+    return _count_server(tree, serve, webhooks, work, env)
+
+
+def count_floor(webhooks: int, work: Path) -> float:
+    """Instructions per webhook of the floor (``http_floor.py``): the same templated answer,
+    its idempotency record committed to SQLite, and nothing else."""
+    floor = str(Path(__file__).resolve().parent / "http_floor.py")
+    return _count_server(
+        REPO, lambda port: [floor, str(port), str(work / f"floor-{port}.db")], webhooks, work, None
+    )
+
+
+def _count_server(
+    tree: Path,
+    server: Callable[[int], list[str]],
+    webhooks: int,
+    work: Path,
+    env: dict[str, str] | None,
+) -> float:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     out = work / f"callgrind-{port}.out"
@@ -106,17 +143,7 @@ def _count(
         "--tool=callgrind",
         f"--callgrind-out-file={out}",
         sys.executable,
-        "-m",
-        "responder",
-        "serve",
-        "--rules",
-        str(rules),
-        "--store",
-        store,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
+        *server(port),
     ]
     with (work / f"{port}.log").open("wb") as log:
         # From ``tree``: ``python -m responder`` imports the responder found there.
@@ -153,6 +180,7 @@ def main() -> None:
     parser.add_argument("--against", type=lambda text: Path(text).resolve())
     parser.add_argument("--console", action="store_true", help="also with the web console on")
     parser.add_argument("--store", choices=["sqlite", "redis"], default="sqlite")
+    parser.add_argument("--floor", action="store_true", help="also the floor (http_floor.py)")
     args = parser.parse_args()
     if args.store == "redis":
         require_server()
@@ -169,8 +197,13 @@ def main() -> None:
         if args.console:
             trees["console"] = REPO
             figures["console"] = count(REPO, rules, args.webhooks, work, CONSOLE_ON, args.store)
+        if args.floor:
+            figures["floor"] = count_floor(args.webhooks, work)
     for name, tree in trees.items():
         print(f"{name:<8} {figures[name] / 1e6:7.3f} M instructions per webhook  ({tree})")
+    if args.floor:
+        print(f"floor    {figures['floor'] / 1e6:7.3f} M instructions per webhook  (http_floor.py)")
+        print(f"floor / this: {figures['floor'] / figures['this']:.3f}")
     if args.against:
         print(f"this / against: {figures['this'] / figures['against']:.3f}")
     if args.console:
