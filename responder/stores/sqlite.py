@@ -1,12 +1,16 @@
 """The embedded default: one SQLite file, WAL mode, every webhook's writes in one transaction.
 
-All SQL runs on one dedicated thread, each store call as one complete transaction, so
-coroutines can never interleave statements inside another call's transaction.
+The writer connection is used by one thread at a time, each store call as one complete
+transaction, so coroutines can never interleave statements inside another call's
+transaction: the store's own thread, or, for the group commit's transactions while that
+thread has nothing to do, the event loop's thread (``sqlite_batch``). Point reads run on a
+connection of their own on the loop's thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -29,7 +33,7 @@ from responder.outbound import (
 )
 from responder.retention import DEFAULT_RETENTION, Retention
 from responder.stores.base import Depth, Slot, Snapshot, Wanted, round_trips
-from responder.stores.sqlite_batch import GroupCommit
+from responder.stores.sqlite_batch import BUSY_TIMEOUT_MS, GroupCommit
 from responder.stores.sqlite_checkpoint import WRITER_CHECKPOINT_PAGES, Checkpointer
 
 T = TypeVar("T")
@@ -284,7 +288,10 @@ class SqliteStore:
         # in WAL mode never waits for the writer, and costs less than a trip to the thread.
         self._reader: sqlite3.Connection | None = None
         # Webhook commits and the delivery worker's outbox and slot writes share transactions.
-        self._group = GroupCommit(self._run, lambda: self._db, _write_commit, path)
+        self._group = GroupCommit(
+            self._run, lambda: self._db, _write_commit, path, lambda: self._on_thread == 0
+        )
+        self._on_thread = 0  # calls running on (or waiting for) the store's thread
         self._checkpointer: Checkpointer | None = None  # the log's checkpoints, off the writer
 
     async def open(self) -> None:
@@ -309,7 +316,7 @@ class SqliteStore:
             # NORMAL in WAL mode survives a crash of this process (not a power cut) and saves
             # an fsync per commit; the guarantees promised for kill -9 hold.
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
             columns = {r[1] for r in conn.execute("PRAGMA table_info(outbox)")}
             if columns and "lane" not in columns:
@@ -358,11 +365,25 @@ class SqliteStore:
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._executor is None:
             raise StoreError("store is not open")
+        loop = asyncio.get_running_loop()
+        self._on_thread += 1
+        done = self._executor.submit(fn)
+        # Counted until the thread is really done with it (or it never started): a caller
+        # that stops waiting does not stop the thread from using the connection.
+        done.add_done_callback(lambda _: self._left_thread(loop))
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+            return await asyncio.wrap_future(done)
         except sqlite3.Error as exc:
             # Callers (webhook handler, delivery worker, purger) handle StoreError only.
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+
+    def _left_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A call on the store's thread is done with the connection (called from there)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to count
+            loop.call_soon_threadsafe(self._one_less_on_thread)
+
+    def _one_less_on_thread(self) -> None:
+        self._on_thread -= 1
 
     @property
     def _db(self) -> sqlite3.Connection:

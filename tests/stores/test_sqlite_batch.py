@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -123,3 +125,42 @@ async def test_savepoints_only_when_a_write_in_the_group_fails(store: SqliteStor
         store._db.set_trace_callback(None)
     assert await store.count_hits("hm", 0.0) == 2
     assert await store.get_response("bad") is None
+
+
+async def test_transactions_are_written_on_the_loops_thread_while_the_store_thread_is_idle(
+    store: SqliteStore,
+) -> None:
+    assert await store._group.run(lambda db: threading.get_ident()) == threading.get_ident()
+    # While the store's thread is busy with its connection, the next transaction waits for
+    # it and is written there: the connection is never used by two threads at once.
+    busy = asyncio.create_task(store._run(lambda: time.sleep(0.3)))
+    await asyncio.sleep(0.05)
+    where = await store._group.run(lambda db: threading.get_ident())
+    assert busy.done()
+    assert where != threading.get_ident()
+    assert await store._group.run(lambda db: threading.get_ident()) == threading.get_ident()
+
+
+async def test_another_writers_lock_is_waited_for_on_the_store_thread_not_the_loop(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing, say a second worker
+    ticks = 0
+
+    async def ticking() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(ticking())
+    commit = asyncio.create_task(store.commit(Commit("w1", OK, now=1.0)))
+    await asyncio.sleep(0.3)
+    assert not commit.done()
+    assert ticks >= 10  # the loop kept going while the commit waited for the lock
+    other.execute("COMMIT")
+    assert await asyncio.wait_for(commit, 5) == (OK, True, ())
+    ticker.cancel()
+    other.close()
+    assert await store.get_response("w1") == OK
