@@ -23,6 +23,7 @@ log = logging.getLogger("responder.store")
 
 CHECKPOINT_EVERY: Final = 0.2  # seconds between two checkpoints
 WRITER_CHECKPOINT_PAGES: Final = 16_000  # the writer checkpoints itself past this (64 MiB)
+CHECKPOINT_CACHE_KIB: Final = 64  # the checkpointing connection's page cache
 
 
 class Checkpointer:
@@ -58,6 +59,8 @@ class Checkpointer:
         try:
             if self._conn is None:
                 self._conn = sqlite3.connect(self.path, isolation_level=None)
+                # It reads no rows: a page cache of its own would only hold memory.
+                self._conn.execute(f"PRAGMA cache_size=-{CHECKPOINT_CACHE_KIB}")
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             self.checkpoints += 1
         except sqlite3.Error as exc:
