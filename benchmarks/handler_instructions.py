@@ -28,6 +28,7 @@ from pathlib import Path
 
 import http_setup
 from handler_request import Request
+from instructions import per_webhook
 
 HERE = Path(__file__).resolve()
 REPO = HERE.parent.parent
@@ -91,14 +92,7 @@ def count(tree: Path, rules: Path, webhooks: int, work: Path) -> float:
     ]
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
     subprocess.run(command, cwd=tree, env=env, check=True, capture_output=True)  # noqa: S603
-    dumps = sorted(scratch.glob("callgrind.out.*"))
-    if not dumps:
-        raise SystemExit("callgrind wrote no dump")
-    total = 0
-    for line in dumps[0].read_text().splitlines():
-        if line.startswith("summary:"):
-            total += int(line.split()[1])
-    return total / webhooks
+    return per_webhook(sorted(scratch.glob("callgrind.out.*")), webhooks)
 
 
 def main() -> None:

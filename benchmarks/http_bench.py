@@ -410,6 +410,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def run_header(args: argparse.Namespace, use_wrk: bool) -> dict[str, Any]:
+    """When, on what and under which load a run was made (the head of every summary)."""
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}, {platform.machine()}",
+        "load": "wrk" if use_wrk else "python (aiohttp)",
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+    }
+
+
 def run_workers(args: argparse.Namespace) -> dict[str, Any]:
     """The 1,000-rule TextIt server on SQLite with one worker and with ``args.workers``."""
     use_wrk = args.load == "wrk" or (args.load == "auto" and http_load.have_wrk())
@@ -452,13 +465,7 @@ def run_workers(args: argparse.Namespace) -> dict[str, Any]:
         one, many = (figures[t.name] for t in targets)
         speed_up = ratio(many["rps"], one["rps"])
         return {
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
-            f"{platform.python_version()}, {platform.machine()}",
-            "load": "wrk" if use_wrk else "python (aiohttp)",
-            "connections": args.connections,
-            "seconds": args.seconds,
-            "rounds": args.rounds,
+            **run_header(args, use_wrk),
             "workers": args.workers,
             "targets": figures,
             "speed_up": speed_up,
@@ -655,13 +662,7 @@ def summarise(
     checks[f"5. 10,000 rules >= 0.90 x 10 rules ({ten_k:.2f})"] = ten_k >= 0.90
     checks[f"5. start-up with 10,000 rules < 2 s ({boot:.2f} s)"] = boot < 2.0
     return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{os.cpu_count()} cores, {platform.python_implementation()} "
-        f"{platform.python_version()}, {platform.machine()}",
-        "load": "wrk" if use_wrk else "python (aiohttp)",
-        "connections": args.connections,
-        "seconds": args.seconds,
-        "rounds": args.rounds,
+        **run_header(args, use_wrk),
         "against": str(args.against) if args.against else None,
         "targets": figures,
         "startup": startup,

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import http_bench
 import http_setup
 
 from responder.testing.process import free_port
@@ -102,19 +103,7 @@ def _count(
     tree: Path, rules: Path, webhooks: int, work: Path, env: dict[str, str] | None, store: str
 ) -> float:
     def serve(port: int) -> list[str]:
-        return [
-            "-m",
-            "responder",
-            "serve",
-            "--rules",
-            str(rules),
-            "--store",
-            store,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
+        return [arg.replace("PORT", str(port)) for arg in http_bench.serve_args(rules, store)]
 
     return _count_server(tree, serve, webhooks, work, env)
 
@@ -163,7 +152,11 @@ def _count_server(
     finally:
         proc.terminate()
         proc.wait(60)
-    dumps = sorted(work.glob(f"callgrind-{port}.out.*"))
+    return per_webhook(sorted(work.glob(f"callgrind-{port}.out.*")), webhooks)
+
+
+def per_webhook(dumps: list[Path], webhooks: int) -> float:
+    """Instructions per webhook in the first of callgrind's ``dumps`` (all threads)."""
     if not dumps:
         raise SystemExit("callgrind wrote no dump")
     total = 0

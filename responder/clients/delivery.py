@@ -76,12 +76,8 @@ class Delivery:
         for call in calls:
             if call.key in self._inflight:
                 continue
-            item = OutboxItem(call, 0, "pending", None, now, now)
-            task = asyncio.create_task(self._deliver(item), name=f"deliver {call.key}")
-            self._inflight[call.key] = task
             self._sending_now += 1
-            task.add_done_callback(lambda _, k=call.key: self._finished(k, sent_now=True))  # type: ignore[misc]
-            tasks.append(task)
+            tasks.append(self._start(OutboxItem(call, 0, "pending", None, now, now), True))
         if not tasks:
             return None
         return asyncio.gather(*tasks)
@@ -152,10 +148,16 @@ class Delivery:
             if ivr_only and not is_ivr_step(item.call):
                 await self.store.release_outbox(key, now)  # it waits for a free place
                 continue
-            task = asyncio.create_task(self._deliver(item), name=f"deliver {key}")
-            self._inflight[key] = task
-            task.add_done_callback(lambda _, k=key: self._finished(k))  # type: ignore[misc]
+            self._start(item)
         return len(items)
+
+    def _start(self, item: OutboxItem, sent_now: bool = False) -> asyncio.Task[None]:
+        """Deliver ``item`` in a task of its own, counted in flight until it is done."""
+        key = item.call.key
+        task = asyncio.create_task(self._deliver(item), name=f"deliver {key}")
+        self._inflight[key] = task
+        task.add_done_callback(lambda _: self._finished(key, sent_now))
+        return task
 
     def _finished(self, key: str, sent_now: bool = False) -> None:
         self._inflight.pop(key, None)

@@ -36,13 +36,18 @@ T = TypeVar("T")
 PURGE_BATCH = 500
 # ``find_conversations`` looks at this many conversations at most (it scans; see there).
 FIND_SCAN = 20_000
-# The two scripts of every webhook, sent over the store's shared connection (``redis_mux``).
-SNAPSHOT = Script(lua.SNAPSHOT)
-COMMIT = Script(lua.COMMIT)
-# ... and those of every delivered call: its outcome, its slot, its claim or its retry.
+# The scripts of every webhook (SNAPSHOT, COMMIT) and of every delivered call (its claim,
+# slot, outcome or retry), sent over the store's shared connection (``redis_mux``).
 SHARED = {
     name: Script(getattr(lua, name))
-    for name in ("FINISH_OUTBOX", "TAKE_SLOT", "CLAIM_OUTBOX", "RESCHEDULE_OUTBOX")
+    for name in (
+        "SNAPSHOT",
+        "COMMIT",
+        "FINISH_OUTBOX",
+        "TAKE_SLOT",
+        "CLAIM_OUTBOX",
+        "RESCHEDULE_OUTBOX",
+    )
 }
 
 
@@ -167,21 +172,15 @@ class RedisStore:
             # Callers (webhook handler, workers, purger) handle StoreError only.
             raise StoreError(f"Redis store {self.where}: {exc}") from exc
 
-    async def _script(self, name: str, *args: object) -> Any:
+    async def _script(self, name: str, *args: Arg) -> Any:
+        """Run a script: over the shared connection when it is one of SHARED (a Cluster
+        client has none), else through redis-py's client."""
         if self._redis is None:
             raise StoreError("store is not open")
         shared = SHARED.get(name)
         if shared is not None and self._mux is not None:
-            return await self._do(self._mux.run(shared, self.base, args))  # type: ignore[arg-type]
+            return await self._do(self._mux.run(shared, self.base, args))
         return await self._do(self._scripts[name](keys=[self.base], args=list(args)))
-
-    async def _webhook_script(self, script: Script, args: list[Arg]) -> Any:
-        """A script of the webhook path: over the shared connection (a Cluster client has
-        none: there it goes like the others)."""
-        if self._mux is None:
-            name = "SNAPSHOT" if script is SNAPSHOT else "COMMIT"
-            return await self._script(name, *args)
-        return await self._do(self._mux.run(script, self.base, args))
 
     async def get_response(self, key: str) -> StoredResponse | None:
         blob = await self._do(self._r.get(f"{self.base}idem:{key}"))
@@ -192,9 +191,9 @@ class RedisStore:
         counts: list[Arg] = []
         for key, since in wanted.hits:
             counts += [key, repr(since)]
-        blob, data, version, mark, *hits = await self._webhook_script(
-            SNAPSHOT,
-            [
+        blob, data, version, mark, *hits = await self._script(
+            "SNAPSHOT",
+            *[
                 wanted.key,
                 conv or "",
                 "0" if conv is None else "1",
@@ -228,9 +227,9 @@ class RedisStore:
         limits: list[Arg] = []
         for limit in commit.limits:
             limits += [limit.key, repr(limit.since), limit.most - commit.hits.count(limit.key)]
-        result = await self._webhook_script(
-            COMMIT,
-            [
+        result = await self._script(
+            "COMMIT",
+            *[
                 commit.key,
                 _pack(commit.response),
                 max(1, int(commit.ttl * 1000)),
